@@ -1,0 +1,135 @@
+"""What every task provides: questions, gold rationales, answer parsing and checking.
+
+A task owns its formats: how a question reads, how its rationale steps read, how the answer
+is parsed from the "(Final response)" line, and the scripted feedback checker (SPEC 5-6).
+The rest of tripost only sees this interface.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tripost.formats import Feedback, format_prompt
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One group of questions of the same shape, reported as its own accuracy column."""
+
+    name: str  # e.g. "l3_d2" or "n5"; stable, used as a key in results.json
+    seen: bool  # seen cells are trained on; unseen cells are only tested
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question with its gold answer and, where known, its gold rationale."""
+
+    question: str  # text after "Q: ", may span lines ("List: ...", "Options: ...")
+    answer: str  # gold answer as written in the final response: "4", "a b c", "(E)"
+    cell: str
+    seen: bool
+    rationale: str | None = None  # gold attempt body: step lines then "(Final response) ..."
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Task(ABC):
+    """Base class of a task. Subclasses set ``name`` and ``info`` and fill in the methods."""
+
+    name: str = ""
+    info: str = ""  # text right after "Let's think step by step." (SPEC 4), often ""
+
+    # ------------------------------------------------------------------ questions
+    @abstractmethod
+    def cells(self) -> list[Cell]:
+        """All cells of the task, seen and unseen, in report order."""
+
+    @abstractmethod
+    def sample(self, cell: Cell, rng: random.Random) -> Example:
+        """One random question of this cell, with its gold answer and rationale."""
+
+    @abstractmethod
+    def cell_of(self, question: str) -> Cell | None:
+        """The cell a question belongs to (for questions loaded from files); None if unknown."""
+
+    def generate(self, cells: list[Cell], n_per_cell: int, seed: int) -> list[Example]:
+        """``n_per_cell`` distinct questions of every cell, the same for the same seed."""
+        rng = random.Random(seed)
+        out: list[Example] = []
+        for cell in cells:
+            questions: set[str] = set()
+            for _ in range(100 * n_per_cell):
+                if len(questions) == n_per_cell:
+                    break
+                ex = self.sample(cell, rng)
+                if ex.question not in questions:
+                    questions.add(ex.question)
+                    out.append(ex)
+            if len(questions) < n_per_cell:
+                raise RuntimeError(f"cell {cell.name}: cannot find {n_per_cell} distinct questions")
+        return out
+
+    def seen_cells(self) -> list[Cell]:
+        return [c for c in self.cells() if c.seen]
+
+    def cell(self, name: str) -> Cell:
+        for c in self.cells():
+            if c.name == name:
+                return c
+        raise KeyError(f"task {self.name} has no cell {name!r}; cells: {[c.name for c in self.cells()]}")
+
+    # ------------------------------------------------------------------ text
+    def prompt(self, question: str) -> str:
+        return format_prompt(question, self.info)
+
+    @abstractmethod
+    def gold_rationale(self, question: str) -> str:
+        """The gold attempt body for a question: step lines and the final response line."""
+
+    @abstractmethod
+    def gold_answer(self, question: str) -> str:
+        """The correct answer to a question, computed by the task's solver."""
+
+    @abstractmethod
+    def parse_answer(self, attempt: str) -> str | None:
+        """The answer in the attempt's last "(Final response)" line, normalised; None if absent."""
+
+    def answers_match(self, predicted: str | None, gold: str) -> bool:
+        return predicted is not None and predicted == self.normalize_answer(gold)
+
+    def normalize_answer(self, answer: str) -> str:
+        """Canonical form of a gold answer from a file (e.g. BIG-Bench targets)."""
+        return answer.strip()
+
+    @abstractmethod
+    def is_consistent(self, attempt: str, answer: str) -> bool:
+        """SPEC 6: the attempt's content supports its final answer ("right answer, right reason")."""
+
+    @abstractmethod
+    def check(self, question: str, attempt: str) -> Feedback:
+        """Scripted FBK (SPEC 5): the earliest wrong step of an attempt, or "correct".
+
+        Never raises on malformed attempts: returns ``Feedback.unparsable(reason)``.
+        """
+
+    # ------------------------------------------------------------------ files
+    def example_from_file(
+        self, question: str, answer: str, rationale: str | None = None, cell: str | None = None
+    ) -> Example:
+        """An Example for a question read from a file; the cell is computed when not given."""
+        found = self.cell(cell) if cell else self.cell_of(question)
+        if found is None:
+            raise ValueError(f"question does not fit any {self.name} cell: {question[:80]!r}")
+        return Example(
+            question=question,
+            answer=self.normalize_answer(answer),
+            cell=found.name,
+            seen=found.seen,
+            rationale=rationale,
+        )
