@@ -1,0 +1,45 @@
+# tripost: every target sets itself up (virtual environment and installs) on first use.
+# `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run smoke gold test test-all lint clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0  # the CPU build; an unpinned torch pulls GBs of CUDA
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install tripost with its pinned dependencies
+
+run: install ## The main job on the embedded default (tiny model, scripted expert, CPU); ARGS="task=word_sort" adds overrides
+	$(PY) run.py $(ARGS)
+
+smoke: install ## One tiny pass of everything in seconds (debug=fast)
+	$(PY) run.py debug=fast $(ARGS)
+
+gold: install ## Evaluate the gold policy on both tasks: must print 100.0 everywhere
+	$(PY) run.py -m model=gold task=multistep_arithmetic,word_sort logger=none $(ARGS)
+
+test: install ## The test suite, slow tests excluded (what CI runs)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-all: install ## Every test, slow ones included
+	$(PY) -m pytest $(ARGS)
+
+lint: install ## flake8 over the code
+	$(PY) -m flake8 tripost tests scripts run.py
+
+clean: ## Remove outputs/ and caches (keeps .venv)
+	rm -rf outputs multirun .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,51 @@
+"""tripost's one entrypoint.
+
+    python run.py                       # the embedded default: tiny model, scripted expert, CPU
+    python run.py task=word_sort        # another task
+    python run.py -m seed=1,2,3         # a sweep, one output dir per job
+    python run.py --cfg job             # print the composed config
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TRIPOST_ROOT", str(Path(__file__).resolve().parent))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+log = logging.getLogger("tripost")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    from tripost.config import ConfigError, validate
+
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+    import pytorch_lightning as pl
+
+    from tripost.pipeline import run
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    out_dir = cfg.paths.output_dir
+    try:
+        results = run(cfg)
+    finally:
+        print(f"\noutput dir: {out_dir}")
+    print(results.table())
+    last = results.rows[-1] if results.rows else {}
+    return last.get("total")  # the value a sweeper would optimise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Batched generation with Hugging Face models: left padding, KV cache, per-sequence stops.
+
+Prompts are sorted by length so a batch holds similar lengths (little padding), and each
+sequence stops on its own: at EOS, at a new "Q:" line, or when a stop rule says its text is
+complete (e.g. its "(Final response)" line is finished). Outputs come back in input order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+NEW_QUESTION = "\nQ:"
+
+
+def after_final_response(text: str) -> int | None:
+    """Stop rule for plain attempts: cut after the first complete "(Final response)" line."""
+    i = text.find("(Final response)")
+    if i < 0:
+        return None
+    j = text.find("\n", i)
+    return None if j < 0 else j + 1
+
+
+def cut_at_new_question(text: str) -> int | None:
+    i = text.find(NEW_QUESTION)
+    return None if i < 0 else i + 1
+
+
+@dataclass(frozen=True)
+class Sampling:
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+
+StopRule = Callable[[str], "int | None"]  # text -> index to cut at, or None to go on
+
+
+_NEWLINE_IDS: dict[int, torch.Tensor] = {}
+
+
+def newline_token_ids(tokenizer) -> torch.Tensor:
+    """Ids of the tokens whose text contains a newline (computed once per tokenizer)."""
+    key = id(tokenizer)
+    if key not in _NEWLINE_IDS:
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        ids = [i for i, t in enumerate(vocab) if "\n" in tokenizer.convert_tokens_to_string([t])]
+        _NEWLINE_IDS[key] = torch.tensor(ids, dtype=torch.long)
+    return _NEWLINE_IDS[key]
+
+
+class _PerSequenceStop(StoppingCriteria):
+    """Marks a sequence done once a newline-bearing token completes a stop rule.
+
+    Decoding is only done when a sequence has just emitted a token containing a newline,
+    so the check costs little on long generations.
+    """
+
+    def __init__(self, tokenizer, prompt_len: int, rules: list[StopRule]):
+        self.tokenizer, self.prompt_len, self.rules = tokenizer, prompt_len, rules
+        self.newline_ids = newline_token_ids(tokenizer)
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
+        last = input_ids[:, -1].cpu()
+        has_newline = torch.isin(last, self.newline_ids)
+        for row in torch.nonzero(has_newline).flatten().tolist():
+            text = self.tokenizer.decode(input_ids[row, self.prompt_len :], skip_special_tokens=True)
+            done[row] = any(rule(text) is not None for rule in self.rules)
+        return done
+
+
+def cut(text: str, rules: list[StopRule]) -> str:
+    """Apply the stop rules: the text up to the earliest cut point."""
+    points = [p for p in (rule(text) for rule in rules) if p is not None]
+    return text[: min(points)] if points else text
+
+
+@torch.no_grad()
+def generate(
+    model,
+    tokenizer,
+    prompts: list[str],
+    sampling: Sampling,
+    batch_size: int = 64,
+    stop: StopRule | None = after_final_response,
+    progress: Callable[[int], None] | None = None,
+    seed: int | None = None,
+) -> list[str]:
+    """Continuations of ``prompts`` (prompt text excluded), cut by the stop rules."""
+    rules: list[StopRule] = [cut_at_new_question] + ([stop] if stop else [])
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    if seed is not None:
+        torch.manual_seed(seed)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    tokenizer.padding_side = "left"
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(device) for k, v in enc.items()}
+        prompt_len = enc["input_ids"].size(1)
+        kwargs = dict(
+            max_new_tokens=sampling.max_new_tokens,
+            do_sample=sampling.do_sample,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=True,
+            stopping_criteria=StoppingCriteriaList([_PerSequenceStop(tokenizer, prompt_len, rules)]),
+        )
+        if sampling.do_sample:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+        out = model.generate(**enc, **kwargs)
+        texts = tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
+        for i, text in zip(idx, texts, strict=True):
+            outputs[i] = cut(text, rules)
+        if progress:
+            progress(len(idx))
+    model.train(was_training)
+    return outputs

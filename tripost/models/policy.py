@@ -1,0 +1,65 @@
+"""Policies: things that continue prompts. A trained HF model, or the gold reference.
+
+The gold policy writes the task's gold rationale for each question; evaluating it must give
+100% accuracy, which checks questions, formats and parsing end to end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from tripost.formats import ANSWER_HEADER
+from tripost.generation import Sampling, StopRule, after_final_response, generate
+from tripost.tasks import Task
+
+
+class HFPolicy:
+    """A causal LM with its tokenizer, generating in batches."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 64):
+        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+
+    @classmethod
+    def load(cls, path: str | Path, batch_size: int = 64, dtype: str = "float32", device: str = "cpu") -> HFPolicy:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).to(device)
+        return cls(model, tokenizer, batch_size)
+
+    def complete(
+        self,
+        prompts: list[str],
+        sampling: Sampling,
+        stop: StopRule | None = after_final_response,
+        progress: Callable[[int], None] | None = None,
+        seed: int | None = None,
+    ) -> list[str]:
+        return generate(
+            self.model, self.tokenizer, prompts, sampling, self.batch_size, stop=stop, progress=progress, seed=seed
+        )
+
+
+def question_of(prompt: str) -> str:
+    """The question of a prompt "Q: <question>\\nAnswer: ..." (the question may span lines)."""
+    body = prompt[len("Q: ") :] if prompt.startswith("Q: ") else prompt
+    return body.split("\n" + ANSWER_HEADER, 1)[0]
+
+
+class GoldPolicy:
+    """Writes the task's gold rationale for every prompt."""
+
+    def __init__(self, task: Task):
+        self.task = task
+
+    def complete(self, prompts: list[str], sampling: Sampling | None = None, stop=None, progress=None, seed=None):
+        out = []
+        for p in prompts:
+            out.append(self.task.gold_rationale(question_of(p)))
+            if progress:
+                progress(1)
+        return out

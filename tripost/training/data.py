@@ -1,0 +1,121 @@
+"""Training examples as token ids with a loss mask and per-token weights.
+
+A ``TrainExample`` is text plus two character offsets: where the loss starts (after the
+prompt, when the prompt is masked) and where the weighted section starts (the first
+"\nFeedback:"). Offsets are turned into token masks through the tokenizer's offset mapping,
+so the weighted span starts at the exact token holding that character.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from tripost.training.loss import IGNORE
+
+FEEDBACK_MARK = "\nFeedback:"
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    text: str  # prompt + completion; EOS is added at tokenization
+    prompt_chars: int  # length of the prompt part of ``text``
+    kind: str = "rationale"  # rationale / improvement / terminal / gold: for statistics only
+
+    @property
+    def weight_start(self) -> int | None:
+        """Character offset of the first "\nFeedback:" in the completion, or None."""
+        i = self.text.find(FEEDBACK_MARK, self.prompt_chars)
+        return None if i < 0 else i
+
+
+def encode_example(
+    ex: TrainExample, tokenizer, *, max_length: int, mask_prompt: bool, section_weight: float
+) -> dict[str, list]:
+    """ids, labels (IGNORE where no loss) and weights for one example; EOS appended.
+
+    A token gets the section weight when its span ends after the "\nFeedback:" offset, i.e.
+    the token holding the newline is the first weighted one.
+    """
+    enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(enc["input_ids"]) + [tokenizer.eos_token_id]
+    offsets = list(enc["offset_mapping"]) + [(len(ex.text), len(ex.text))]
+    start = ex.weight_start
+    labels, weights = [], []
+    for tok_id, (_, end) in zip(ids, offsets, strict=True):
+        in_prompt = end <= ex.prompt_chars
+        labels.append(IGNORE if (mask_prompt and in_prompt) else tok_id)
+        weighted = start is not None and end > start
+        weights.append(section_weight if weighted else 1.0)
+    if len(ids) > max_length:
+        ids, labels, weights = ids[:max_length], labels[:max_length], weights[:max_length]
+    return {"input_ids": ids, "labels": labels, "weights": weights}
+
+
+class EncodedDataset(Dataset):
+    def __init__(self, examples: list[TrainExample], tokenizer, **encode_kwargs):
+        self.items = [encode_example(e, tokenizer, **encode_kwargs) for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list]:
+        return self.items[i]
+
+    def lengths(self) -> list[int]:
+        return [len(x["input_ids"]) for x in self.items]
+
+    def num_tokens(self) -> int:
+        return sum(self.lengths())
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Shuffled indices in which each run of ``batch_size`` has similar lengths.
+
+    Shuffle, cut into mega-batches of ``batch_size * group_batches``, sort each by length,
+    cut into batches and shuffle the batches: padding stays small and order stays random.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_batches: int = 50):
+        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        rng = random.Random(self.seed + self.epoch)
+        self.epoch += 1
+        idx = list(range(len(self.lengths)))
+        rng.shuffle(idx)
+        mega = self.batch_size * self.group
+        batches = []
+        for i in range(0, len(idx), mega):
+            chunk = sorted(idx[i : i + mega], key=lambda j: self.lengths[j], reverse=True)
+            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return iter([j for b in batches for j in b])
+
+
+def collate(batch: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence of the batch (dynamic padding)."""
+    n = max(len(x["input_ids"]) for x in batch)
+    out = {
+        "input_ids": torch.full((len(batch), n), pad_id, dtype=torch.long),
+        "attention_mask": torch.zeros((len(batch), n), dtype=torch.long),
+        "labels": torch.full((len(batch), n), IGNORE, dtype=torch.long),
+        "weights": torch.zeros((len(batch), n), dtype=torch.float),
+    }
+    for i, x in enumerate(batch):
+        k = len(x["input_ids"])
+        out["input_ids"][i, :k] = torch.tensor(x["input_ids"])
+        out["attention_mask"][i, :k] = 1
+        out["labels"][i, :k] = torch.tensor(x["labels"])
+        out["weights"][i, :k] = torch.tensor(x["weights"])
+    return out

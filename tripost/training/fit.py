@@ -1,0 +1,76 @@
+"""One round of fine-tuning: examples in, trained model out, with Lightning."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExample, collate
+from tripost.training.module import CausalLMModule
+
+
+def build_callbacks(cfg: DictConfig | None) -> list:
+    return [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+
+
+def fine_tune(
+    model: torch.nn.Module,
+    tokenizer,
+    examples: list[TrainExample],
+    *,
+    sft: DictConfig,
+    trainer_cfg: DictConfig,
+    callbacks_cfg: DictConfig | None,
+    loggers: list,
+    seed: int,
+    root_dir: str,
+    section_weight: float = 1.0,
+) -> dict[str, Any]:
+    """Train ``model`` in place on ``examples``; return statistics (tokens, time, tokens/s)."""
+    dataset = EncodedDataset(
+        examples, tokenizer, max_length=sft.max_length, mask_prompt=sft.mask_prompt, section_weight=section_weight
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=sft.batch_size,
+        sampler=LengthGroupedSampler(dataset.lengths(), sft.batch_size, seed=seed),
+        collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
+        num_workers=sft.num_workers,
+    )
+    module = CausalLMModule(
+        model,
+        lr=sft.lr,
+        weight_decay=sft.weight_decay,
+        warmup_ratio=sft.warmup_ratio,
+        loss_normalize=sft.loss_normalize,
+    )
+    trainer_kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
+    trainer = instantiate(
+        trainer_kwargs,
+        max_epochs=sft.epochs,
+        logger=loggers or False,
+        callbacks=build_callbacks(callbacks_cfg),
+        default_root_dir=root_dir,
+        _convert_="all",
+    )
+    start = time.perf_counter()
+    trainer.fit(module, loader)
+    seconds = time.perf_counter() - start
+    model.eval()
+    loss = trainer.callback_metrics.get("train/loss")
+    return {
+        "examples": len(dataset),
+        "epochs": sft.epochs,
+        "steps": trainer.global_step,
+        "tokens_per_epoch": dataset.num_tokens(),
+        "tokens_trained": module.tokens_seen,
+        "seconds": round(seconds, 1),
+        "tokens_per_s": round(module.tokens_seen / max(seconds, 1e-9)),
+        "final_loss": None if loss is None else round(float(loss), 4),
+    }

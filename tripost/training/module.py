@@ -1,0 +1,58 @@
+"""The LightningModule that fine-tunes a causal LM with the weighted token loss."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from tripost.training.loss import weighted_token_loss
+
+
+def warmup_linear_decay(step: int, total: int, warmup: int) -> float:
+    """LR multiplier: linear warm-up to 1 over ``warmup`` steps, then linear decay to 0."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+class CausalLMModule(pl.LightningModule):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        lr: float,
+        weight_decay: float,
+        warmup_ratio: float,
+        loss_normalize: str = "tokens",
+        betas: tuple[float, float] = (0.9, 0.999),
+    ):
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
+        self.loss_normalize, self.betas = loss_normalize, tuple(betas)
+        self.tokens_seen = 0
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+
+    def training_step(self, batch, batch_idx):
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        loss = weighted_token_loss(logits, batch["labels"], batch["weights"], self.loss_normalize)
+        self.tokens_seen += int(batch["attention_mask"].sum())
+        self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=batch["input_ids"].size(0))
+        self.log("train/tokens", float(self.tokens_seen), on_step=True, batch_size=batch["input_ids"].size(0))
+        return loss
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim < 2 or "norm" in name else decay).append(p)
+        groups = [
+            {"params": decay, "weight_decay": self.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = int(self.warmup_ratio * total)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_linear_decay(s, total, warmup))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
