@@ -3,6 +3,7 @@
     python run.py                       # the embedded default: tiny model, scripted expert, CPU
     python run.py task=word_sort        # another task
     python run.py -m seed=1,2,3         # a sweep, one output dir per job
+    python run.py resume=outputs/...    # continue a killed run after its last finished stage
     python run.py --cfg job             # print the composed config
 """
 
@@ -19,15 +20,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+import tripost.config  # noqa: E402,F401  (registers the config resolvers before Hydra composes)
+
 log = logging.getLogger("tripost")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from tripost.config import ConfigError, validate
+    from tripost.config import ConfigError, resume_config, validate
 
     try:
         validate(cfg)
+        cfg = resume_config(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

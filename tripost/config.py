@@ -15,6 +15,15 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
+def _first_set(value, default):
+    """Resolver ``${first_set:a,b}``: a unless it is null or empty, else b (e.g. resume dirs)."""
+    return value if value not in (None, "", "null", "None") else default
+
+
+if not OmegaConf.has_resolver("first_set"):
+    OmegaConf.register_new_resolver("first_set", _first_set)
+
+
 class ConfigError(ValueError):
     """A config that does not fit the schema; the message is one line naming the key."""
 
@@ -68,6 +77,7 @@ class ModelConfig:
 @dataclass
 class VerifierConfig:
     name: str = "scripted"
+    imp_error_rate: float = 0.0
 
 
 @dataclass
@@ -84,18 +94,44 @@ class SFTConfig:
 
 
 @dataclass
+class IterationTrainConfig(SFTConfig):
+    epochs: int = 4
+    self_improve_section_weight: float = 1.5
+
+
+@dataclass
+class TriPosTConfig:
+    num_iterations: int = 3
+    window_size: Optional[int] = None
+    max_data_length: int = 150
+    min_data_length: int = 60
+    max_data_itr: int = 5
+    improve_data_ratio: float = 1.5
+    max_updates: int = 5
+    max_attempt_chars: int = 4000
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 1024
+    train: IterationTrainConfig = field(default_factory=IterationTrainConfig)
+
+
+@dataclass
 class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 512
+    max_continuations: int = 3
 
 
 @dataclass
 class RunConfig:
     seed: int = 42
+    resume: Optional[str] = None
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    tripost: TriPosTConfig = field(default_factory=TriPosTConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
     callbacks: Optional[dict[str, Any]] = None
@@ -111,6 +147,7 @@ CHOICES = {
     "model.kind": ("tiny", "hf", "gold"),
     "model.generation_dtype": ("float32", "bfloat16", "float16"),
     "sft.loss_normalize": ("tokens", "weights"),
+    "tripost.train.loss_normalize": ("tokens", "weights"),
 }
 
 
@@ -133,3 +170,25 @@ def validate(cfg: DictConfig) -> DictConfig:
     if typed.model.kind == "hf" and not typed.model.name_or_path:
         raise ConfigError("config key 'model.name_or_path': required for model=hf (a local path or hub id)")
     return typed
+
+
+def resume_config(cfg: DictConfig) -> DictConfig:
+    """The config to run: on resume, the one saved in the run dir (so the run ends as it would
+    have), else ``cfg``, which is then saved there as ``run_config.yaml``."""
+    from pathlib import Path
+
+    from tripost.io import atomic_write_text
+
+    run_dir = Path(cfg.paths.output_dir)
+    saved_path = run_dir / "run_config.yaml"
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    if cfg.get("resume"):
+        if not saved_path.is_file():
+            raise ConfigError(f"config key 'resume': {run_dir} holds no run_config.yaml of an earlier run")
+        saved = OmegaConf.load(saved_path)
+        saved.paths.output_dir = str(run_dir)
+        saved.resume = str(run_dir)
+        return saved
+    resolved = OmegaConf.create(OmegaConf.to_container(plain, resolve=True))
+    atomic_write_text(saved_path, OmegaConf.to_yaml(resolved))
+    return resolved

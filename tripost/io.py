@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -51,3 +53,25 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
     return rows
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Fill a directory atomically: yield a temporary sibling, rename it to ``path`` on success.
+
+    A run killed half-way leaves only the temporary directory, which the next try replaces.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if tmp.exists() and any(tmp.iterdir()):
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,7 +1,11 @@
-"""The experiment, as a flat list of stages: data, model, ft rationale, evaluation, results.
+"""The experiment, as a flat list of stages: data, model, ft rationale, TriPosT iterations.
 
-This module only orchestrates. Tasks own questions and checking, ``training`` owns the loss
-and the trainer, ``evaluation`` owns scoring.
+This module only orchestrates. Tasks own questions and checking, experts own feedback and
+improvement, ``editing``/``postprocess``/``loop`` own data collection, ``training`` owns the
+loss and the trainer, ``inference``/``evaluation`` own scoring.
+
+Every stage leaves its result in the run dir, written atomically, and a stage whose result is
+there is skipped: ``resume=<run dir>`` continues a killed run after its last finished stage.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from tripost.data import load_examples, to_paper_record
-from tripost.evaluation import accuracy_table, score_attempts
+from tripost.evaluation import score_attempts
 from tripost.generation import Sampling
-from tripost.io import write_json, write_jsonl
+from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from tripost.models.policy import GoldPolicy, HFPolicy
 from tripost.results import Results
 from tripost.tasks import Example, Task, get_task
@@ -78,11 +82,14 @@ def rationale_training_set(task: Task, examples: list[Example]) -> list[TrainExa
 
 # ---------------------------------------------------------------------------- model
 def build_policy(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path):
-    """The starting policy: a fresh tiny model, a pretrained HF model, or the gold policy."""
+    """The starting policy: a fresh tiny model (saved to init_model/), an HF model, or gold."""
     if cfg.model.kind == "gold":
         return GoldPolicy(task)
     if cfg.model.kind == "hf":
         return HFPolicy.load(cfg.model.name_or_path, batch_size=cfg.eval.batch_size)
+    init_dir = run_dir / "init_model"
+    if (init_dir / "config.json").is_file():
+        return HFPolicy.load(init_dir, batch_size=cfg.eval.batch_size)
     from tripost.models.tiny import build_tiny_model, save_pretrained, train_tokenizer
 
     arch = cfg.model.arch
@@ -97,7 +104,8 @@ def build_policy(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pat
         max_position_embeddings=arch.max_position_embeddings,
         seed=cfg.seed,
     )
-    save_pretrained(model, tokenizer, run_dir / "init_model")
+    with atomic_dir(init_dir) as tmp:
+        save_pretrained(model, tokenizer, tmp)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny model: %.2fM parameters, vocabulary %d", n_params / 1e6, len(tokenizer))
     return HFPolicy(model, tokenizer, batch_size=cfg.eval.batch_size)
@@ -110,30 +118,128 @@ def build_loggers(cfg: DictConfig) -> list:
     return loggers
 
 
-# ---------------------------------------------------------------------------- evaluation
-def evaluate_policy(policy, task: Task, test: list[Example], cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+def close_loggers(loggers: list, status: str = "success") -> None:
+    for lg in loggers:
+        lg.finalize(status)
+        experiment = getattr(lg, "_experiment", None)
+        if experiment is not None and hasattr(experiment, "finish"):
+            experiment.finish()  # a wandb run is closed even when the job failed
+
+
+# ---------------------------------------------------------------------------- stages
+def train_stage(cfg, policy, examples: list[TrainExample], train_cfg, out_dir: Path, loggers, seed: int,
+                section_weight: float = 1.0) -> dict[str, Any] | None:
+    """Fine-tune ``policy`` into ``out_dir/model`` unless a finished run left it there.
+
+    Returns the training statistics, or None in the non-zero ranks of a multi-process run
+    (they stop after training; rank 0 goes on).
+    """
+    import pytorch_lightning as pl
+
+    from tripost.training.fit import fine_tune
+
+    stats_path = out_dir / "train_stats.json"
+    if stats_path.is_file() and (out_dir / "model" / "config.json").is_file():
+        return read_json(stats_path)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    with atomic_dir(out_dir / "model") as tmp:
+        stats = fine_tune(
+            policy.model,
+            policy.tokenizer,
+            examples,
+            sft=train_cfg,
+            trainer_cfg=cfg.trainer,
+            callbacks_cfg=cfg.callbacks,
+            loggers=loggers,
+            seed=seed,
+            out_dir=tmp,
+            section_weight=section_weight,
+        )
+    if stats["global_rank"] != 0:
+        return None
+    write_json(stats_path, stats)
+    log.info("trained %s: %s", out_dir.name, stats)
+    return stats
+
+
+def evaluate_stage(policy, task: Task, test: list[Example], cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Self-improvement inference on the test questions; metrics and predictions saved."""
     import torch
 
+    from tripost.inference import self_improve, si_metrics
+
+    eval_path = out_dir / "eval.json"
+    if eval_path.is_file():
+        return read_json(eval_path)["metrics"]
     sampling = Sampling(do_sample=False, max_new_tokens=cfg.eval.max_new_tokens)
-    prompts = [task.prompt(e.question) for e in test]
+    model = getattr(policy, "model", None)
+    if model is not None:
+        model.to(getattr(torch, cfg.model.generation_dtype))
     start = time.perf_counter()
-    with tqdm(total=len(prompts), desc="evaluate", unit="q") as bar:
-        model = getattr(policy, "model", None)
-        dtype = getattr(torch, cfg.model.generation_dtype)
-        original = next(model.parameters()).dtype if model is not None else None
-        if model is not None:
-            model.to(dtype)
-        try:
-            attempts = policy.complete(prompts, sampling, progress=bar.update)
-        finally:
-            if model is not None:
-                model.to(original)
+    with tqdm(total=len(test), desc=f"evaluate {out_dir.name}", unit="q") as bar:
+        outputs = self_improve(
+            policy, task, [e.question for e in test], sampling, cfg.eval.max_continuations, progress=bar.update
+        )
     seconds = time.perf_counter() - start
-    records = score_attempts(task, test, attempts)
+    records = score_attempts(task, test, [o.text for o in outputs])
+    for r, o in zip(records, outputs, strict=True):
+        r.update(prediction=o.final_answer, correct=task.answers_match(o.final_answer, r["gold"]),
+                 first_answer=o.first_answer, updates=o.updates)
     write_jsonl(out_dir / "predictions.jsonl", records)
-    metrics = accuracy_table(task, test, [r["correct"] for r in records])
-    write_json(out_dir / "eval.json", {**metrics, "seconds": round(seconds, 1)})
+    metrics = si_metrics(task, test, outputs)
+    write_json(eval_path, {"metrics": metrics, "seconds": round(seconds, 1)})
     return metrics
+
+
+def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example], list[Example]]:
+    from tripost.data import load_paper_jsonl
+
+    train_path, test_path = run_dir / "data" / "train.jsonl", run_dir / "data" / "test.jsonl"
+    if train_path.is_file() and test_path.is_file():
+        return load_paper_jsonl(task, train_path), load_paper_jsonl(task, test_path)
+    train = with_rationales(task, train_examples(cfg, task))
+    test = test_examples(cfg, task, train)
+    write_jsonl(train_path, [to_paper_record(e) for e in train])
+    write_jsonl(test_path, [to_paper_record(e) for e in test])
+    return train, test
+
+
+def tripost_iterations(cfg, task: Task, train, test, policy, run_dir: Path, results: Results, loggers) -> None:
+    """TriPosT iterations t = 1..T: collect edited trajectories, train from the previous model,
+    evaluate. Stops early when an iteration collects fewer than min_data_length examples."""
+    from tripost.experts import build_expert
+    from tripost.loop import collect, collected_keys
+
+    tc = cfg.tripost
+    window = train[: tc.window_size] if tc.window_size else train
+    seen: set[str] = set()
+    for k in range(1, tc.num_iterations + 1):
+        iter_dir = run_dir / f"iter_{k}"
+        stats_path = iter_dir / "stats.json"
+        expert = build_expert(cfg.verifier, task, seed=cfg.seed + k)
+        examples_path = iter_dir / "train.jsonl"
+        if stats_path.is_file() and examples_path.is_file():
+            stats = read_json(stats_path)
+            examples = [TrainExample(r["text"], r["prompt_chars"], r["kind"], r["eos"]) for r in read_jsonl(examples_path)]
+            seen |= collected_keys(iter_dir)
+        else:
+            examples, stats = collect(policy, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
+            write_jsonl(examples_path, [
+                {"text": e.text, "prompt_chars": e.prompt_chars, "weight_start": e.weight_start, "kind": e.kind,
+                 "eos": e.eos} for e in examples
+            ])
+            write_json(stats_path, stats)
+        log.info("iteration %d: %s", k, stats)
+        if stats["examples"] < tc.min_data_length:
+            log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
+                        k, stats["examples"], tc.min_data_length)
+            return
+        if train_stage(cfg, policy, examples, tc.train, iter_dir, loggers, cfg.seed + k,
+                       section_weight=tc.train.self_improve_section_weight) is None:
+            return
+        policy = HFPolicy.load(iter_dir / "model", batch_size=cfg.eval.batch_size)
+        metrics = evaluate_stage(policy, task, test, cfg, iter_dir)
+        results.add(f"tripost_t{k}", {**metrics, "train_examples": stats["examples"]})
 
 
 # ---------------------------------------------------------------------------- the run
@@ -143,43 +249,26 @@ def run(cfg: DictConfig) -> Results:
     task = get_task(cfg.task.name, **cfg.task.options)
     results = Results(run_dir, task.name, cfg.seed)
 
-    train = with_rationales(task, train_examples(cfg, task))
-    test = test_examples(cfg, task, train)
-    write_jsonl(run_dir / "data" / "train.jsonl", [to_paper_record(e) for e in train])
-    write_jsonl(run_dir / "data" / "test.jsonl", [to_paper_record(e) for e in test])
+    train, test = data_stage(cfg, task, run_dir)
     log.info("data: %d training and %d test questions", len(train), len(test))
 
     policy = build_policy(cfg, task, train, run_dir)
     if isinstance(policy, GoldPolicy):
-        metrics = evaluate_policy(policy, task, test, cfg, run_dir / "gold")
-        results.add("gold", metrics)
+        results.add("gold", evaluate_stage(policy, task, test, cfg, run_dir / "gold"))
         return results
 
-    from tripost.models.tiny import save_pretrained
-    from tripost.training.fit import fine_tune
-
-    out = run_dir / "ft_rationale"
     loggers = build_loggers(cfg)
+    status = "failed"
     try:
-        stats = fine_tune(
-            policy.model,
-            policy.tokenizer,
-            rationale_training_set(task, train),
-            sft=cfg.sft,
-            trainer_cfg=cfg.trainer,
-            callbacks_cfg=cfg.callbacks,
-            loggers=loggers,
-            seed=cfg.seed,
-            root_dir=str(out),
-        )
-        write_json(out / "train_stats.json", stats)
-        log.info("ft_rationale trained: %s", stats)
-        save_pretrained(policy.model, policy.tokenizer, out / "model")
-        metrics = evaluate_policy(policy, task, test, cfg, out)
-        results.add("ft_rationale", metrics)
+        out = run_dir / "ft_rationale"
+        if train_stage(cfg, policy, rationale_training_set(task, train), cfg.sft, out, loggers, cfg.seed) is None:
+            status = "success"
+            return results
+        # Evaluate the saved checkpoint: what users get is what is scored.
+        policy = HFPolicy.load(out / "model", batch_size=cfg.eval.batch_size)
+        results.add("ft_rationale", evaluate_stage(policy, task, test, cfg, out))
+        tripost_iterations(cfg, task, train, test, policy, run_dir, results, loggers)
+        status = "success"
     finally:
-        for lg in loggers:
-            finalize = getattr(lg, "finalize", None)
-            if finalize:
-                finalize("success")
+        close_loggers(loggers, status)
     return results

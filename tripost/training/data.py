@@ -24,6 +24,7 @@ class TrainExample:
     text: str  # prompt + completion; EOS is added at tokenization
     prompt_chars: int  # length of the prompt part of ``text``
     kind: str = "rationale"  # rationale / improvement / terminal / gold: for statistics only
+    eos: bool = True  # end with EOS; False for turns a trajectory continues after
 
     @property
     def weight_start(self) -> int | None:
@@ -35,14 +36,17 @@ class TrainExample:
 def encode_example(
     ex: TrainExample, tokenizer, *, max_length: int, mask_prompt: bool, section_weight: float
 ) -> dict[str, list]:
-    """ids, labels (IGNORE where no loss) and weights for one example; EOS appended.
+    """ids, labels (IGNORE where no loss) and weights for one example; EOS appended if asked.
 
     A token gets the section weight when its span ends after the "\nFeedback:" offset, i.e.
     the token holding the newline is the first weighted one.
     """
     enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"]) + [tokenizer.eos_token_id]
-    offsets = list(enc["offset_mapping"]) + [(len(ex.text), len(ex.text))]
+    ids = list(enc["input_ids"])
+    offsets = list(enc["offset_mapping"])
+    if ex.eos:
+        ids.append(tokenizer.eos_token_id)
+        offsets.append((len(ex.text), len(ex.text)))
     start = ex.weight_start
     labels, weights = [], []
     for tok_id, (_, end) in zip(ids, offsets, strict=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,8 +16,28 @@ from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExa
 from tripost.training.module import CausalLMModule
 
 
-def build_callbacks(cfg: DictConfig | None) -> list:
-    return [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+def build_callbacks(cfg: DictConfig | None, with_logger: bool = True) -> list:
+    """Callbacks from config; without a logger, the learning-rate monitor has nowhere to write."""
+    from pytorch_lightning.callbacks import LearningRateMonitor
+
+    callbacks = [instantiate(c) for c in (cfg or {}).values() if c is not None and "_target_" in c]
+    return [c for c in callbacks if with_logger or not isinstance(c, LearningRateMonitor)]
+
+
+def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
+    """Save the trained model from rank 0; under ZeRO-3 gather the sharded parameters first."""
+    state = None
+    strategy = trainer.strategy
+    if getattr(strategy, "zero_stage_3", False):
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(model.parameters()), modifier_rank=None):
+            state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+    if trainer.is_global_zero:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir, state_dict=state)
+        tokenizer.save_pretrained(out_dir)
+    strategy.barrier("save_trained")
 
 
 def fine_tune(
@@ -29,10 +50,14 @@ def fine_tune(
     callbacks_cfg: DictConfig | None,
     loggers: list,
     seed: int,
-    root_dir: str,
+    out_dir: str | Path,
     section_weight: float = 1.0,
 ) -> dict[str, Any]:
-    """Train ``model`` in place on ``examples``; return statistics (tokens, time, tokens/s)."""
+    """Train ``model`` on ``examples`` and save it in HF format to ``out_dir``.
+
+    Returns statistics (tokens, time, tokens/s) and the process's ``global_rank``: with
+    several devices every process runs this, and only rank 0 goes on after training.
+    """
     dataset = EncodedDataset(
         examples, tokenizer, max_length=sft.max_length, mask_prompt=sft.mask_prompt, section_weight=section_weight
     )
@@ -55,16 +80,18 @@ def fine_tune(
         trainer_kwargs,
         max_epochs=sft.epochs,
         logger=loggers or False,
-        callbacks=build_callbacks(callbacks_cfg),
-        default_root_dir=root_dir,
+        callbacks=build_callbacks(callbacks_cfg, with_logger=bool(loggers)),
+        default_root_dir=str(out_dir),
         _convert_="all",
     )
     start = time.perf_counter()
     trainer.fit(module, loader)
     seconds = time.perf_counter() - start
     model.eval()
+    save_trained(model, tokenizer, out_dir, trainer)
     loss = trainer.callback_metrics.get("train/loss")
     return {
+        "global_rank": trainer.global_rank,
         "examples": len(dataset),
         "epochs": sft.epochs,
         "steps": trainer.global_step,

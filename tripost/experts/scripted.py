@@ -1,0 +1,52 @@
+"""The scripted expert: the task's checker as FBK, the gold rationale as IMP (SPEC 5).
+
+IMP keeps the attempt's steps before the error step and continues with the gold rationale
+from that step on. ``imp_error_rate`` makes IMP err on purpose, half the time each way, so the
+editor's failure and no-progress paths run for real:
+- "unfinished": the update loses its "(Final response)" line (not a legitimate update);
+- "unfixed": the wrong step is kept as it was (the same error again: no progress).
+"""
+
+from __future__ import annotations
+
+import random
+
+from tripost.experts.base import Expert
+from tripost.formats import FINAL_STEP, Feedback, split_steps
+from tripost.tasks import Task
+
+
+class ScriptedExpert(Expert):
+    def __init__(self, task: Task, imp_error_rate: float = 0.0, seed: int = 0):
+        if not 0.0 <= imp_error_rate <= 1.0:
+            raise ValueError(f"imp_error_rate must be in [0, 1], got {imp_error_rate}")
+        self.task, self.imp_error_rate = task, imp_error_rate
+        self.rng = random.Random(seed)
+
+    def feedback(self, question: str, attempt: str) -> Feedback:
+        return self.task.check(question, attempt)
+
+    def improve(self, question: str, attempt: str, feedback: Feedback) -> str | None:
+        if not feedback.is_error:
+            return None
+        steps = split_steps(attempt)
+        gold = split_steps(self.task.gold_rationale(question))
+        if steps is None or gold is None:
+            return None
+        ids = [s.id for s in steps]
+        if feedback.step not in ids:
+            return None
+        cut = ids.index(feedback.step)
+        kept = steps[:cut]
+        # Continue with the gold rationale from the first gold step not among the kept ids.
+        kept_ids = {s.id for s in kept}
+        rest = [s for s in gold if s.id not in kept_ids]
+        if feedback.step == FINAL_STEP:
+            rest = [s for s in gold if s.id == FINAL_STEP]
+        new = kept + rest
+        if self.imp_error_rate and self.rng.random() < self.imp_error_rate:
+            if self.rng.random() < 0.5:
+                new = [s for s in new if s.id != FINAL_STEP]  # unfinished
+            else:
+                new = [steps[cut] if s.id == feedback.step else s for s in new]  # unfixed
+        return "".join(s.line + "\n" for s in new)

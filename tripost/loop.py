@@ -1,0 +1,149 @@
+"""One TriPosT iteration's data collection: rollout, interactive editing, post-processing.
+
+Per pass (seed 40 + pass, as in the paper) the current model answers every question of the
+window; each trajectory is edited with the expert; edited trajectories are de-duplicated
+against everything collected before (earlier passes and iterations), split into turns and
+re-balanced; gold examples are added. Passes repeat until ``max_data_length`` examples or
+``max_data_itr`` passes. Each pass's rollouts and edits are files in ``iter_<k>/pass_<j>/``:
+a resumed run reads them back instead of generating again.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from tripost.editing import DROPPED, EditResult, edit_trajectory
+from tripost.experts import Expert
+from tripost.generation import Sampling
+from tripost.inference import positive_feedback_done
+from tripost.io import read_jsonl, write_jsonl
+from tripost.postprocess import Counts, gold_examples, rebalance, split_into_turns
+from tripost.tasks import Example, Task
+from tripost.training.data import TrainExample
+from tripost.trajectory import Turn
+
+log = logging.getLogger("tripost")
+
+
+def trajectory_key(question: str, turns: list[Turn]) -> str:
+    """Identity of an edited trajectory, for exact de-duplication across passes and iterations."""
+    return question + "\0" + "".join(f"{t.attempt}\0{t.feedback}\0" for t in turns)
+
+
+def collected_keys(iter_dir: Path) -> set[str]:
+    """Keys of the trajectories a finished iteration collected (read back on resume)."""
+    keys = set()
+    for path in sorted(iter_dir.glob("pass_*/edited.jsonl")):
+        for r in read_jsonl(path):
+            if r["status"] != DROPPED:
+                keys.add(trajectory_key(r["question"], [Turn(**t) for t in r["turns"]]))
+    return keys
+
+
+def rollout(policy, task: Task, window: list[Example], sampling: Sampling, seed: int, path: Path) -> list[str]:
+    """The model's trajectories for the window, read from ``path`` if a finished run left it."""
+    if path.is_file():
+        return [r["output"] for r in read_jsonl(path)]
+    prompts = [task.prompt(e.question) for e in window]
+    with tqdm(total=len(prompts), desc=f"rollout {path.parent.name}", unit="q") as bar:
+        outputs = policy.complete(prompts, sampling, stop=positive_feedback_done, progress=bar.update, seed=seed)
+    write_jsonl(path, [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)])
+    return outputs
+
+
+def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]:
+    if path.is_file():
+        return [
+            EditResult(r["status"], [Turn(**t) for t in r["turns"]], r["reason"], r["edit_point"], r["updates"])
+            for r in read_jsonl(path)
+        ]
+    results = [
+        edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars)
+        for e, o in zip(window, outputs, strict=True)
+    ]
+    write_jsonl(
+        path,
+        [
+            {
+                "question": e.question,
+                "status": r.status,
+                "reason": r.reason,
+                "edit_point": r.edit_point,
+                "updates": r.updates,
+                "turns": [{"attempt": t.attempt, "feedback": t.feedback} for t in r.turns],
+            }
+            for e, r in zip(window, results, strict=True)
+        ],
+    )
+    return results
+
+
+def collect(
+    policy,
+    task: Task,
+    expert: Expert,
+    window: list[Example],
+    gold_pool: list[Example],
+    cfg,
+    iter_dir: Path,
+    seed: int,
+    seen: set[str],
+) -> tuple[list[TrainExample], dict[str, Any]]:
+    """Training examples of one iteration and its statistics (counts kept and dropped by reason).
+
+    ``seen`` holds the trajectory texts of earlier iterations and grows with this one's.
+    """
+    status: Counter = Counter()
+    dropped: Counter = Counter()
+    examples: list[TrainExample] = []
+    present = {e.text for e in examples}
+    duplicates = passes = 0
+    for j in range(cfg.max_data_itr):
+        passes += 1
+        pass_dir = iter_dir / f"pass_{j}"
+        sampling = Sampling(
+            do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+        )
+        outputs = rollout(policy, task, window, sampling, seed + 40 + j, pass_dir / "rollouts.jsonl")
+        results = edit_all(task, expert, window, outputs, cfg, pass_dir / "edited.jsonl")
+        new: list[TrainExample] = []
+        for ex, res in zip(window, results, strict=True):
+            status[res.status] += 1
+            if res.status == DROPPED:
+                dropped[res.reason] += 1
+                continue
+            key = trajectory_key(ex.question, res.turns)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            new += [e for e in split_into_turns(task, ex.question, res) if e.text not in present]
+        rng = random.Random(seed + 40 + j)
+        kept = rebalance(new, cfg.improve_data_ratio, rng)
+        n_terminal = sum(1 for e in kept if e.kind == "terminal")
+        present.update(e.text for e in kept)
+        kept += gold_examples(task, gold_pool, n_terminal, present, rng)
+        examples += kept
+        log.info("pass %d: %d new examples (%s)", j, len(kept), Counts.of(kept))
+        if len(examples) >= cfg.max_data_length:
+            break
+    examples = examples[: cfg.max_data_length]
+    counts = Counts.of(examples)
+    stats = {
+        "window": len(window),
+        "passes": passes,
+        "trajectories": dict(status),
+        "dropped_by_reason": dict(dropped),
+        "duplicates": duplicates,
+        "examples": len(examples),
+        "improvement": counts.improvement,
+        "terminal": counts.terminal,
+        "gold": counts.gold,
+    }
+    return examples, stats
