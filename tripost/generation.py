@@ -91,8 +91,13 @@ def generate(
     stop: StopRule | None = after_final_response,
     progress: Callable[[int], None] | None = None,
     seed: int | None = None,
-) -> list[str]:
-    """Continuations of ``prompts`` (prompt text excluded), cut by the stop rules."""
+    return_finished: bool = False,
+):
+    """Continuations of ``prompts`` (prompt text excluded), cut by the stop rules.
+
+    With ``return_finished`` also a flag per prompt: True when the sequence ended by itself
+    (EOS or a stop rule), False when it ran into ``max_new_tokens``.
+    """
     rules: list[StopRule] = [cut_at_new_question] + ([stop] if stop else [])
     device = next(model.parameters()).device
     was_training = model.training
@@ -101,6 +106,7 @@ def generate(
         torch.manual_seed(seed)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
+    finished: list[bool] = [True] * len(prompts)
     tokenizer.padding_side = "left"
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
@@ -118,10 +124,13 @@ def generate(
         if sampling.do_sample:
             kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
         out = model.generate(**enc, **kwargs)
-        texts = tokenizer.batch_decode(out[:, prompt_len:], skip_special_tokens=True)
-        for i, text in zip(idx, texts, strict=True):
+        new = out[:, prompt_len:]
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        has_eos = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+        for i, text, eos in zip(idx, texts, has_eos, strict=True):
             outputs[i] = cut(text, rules)
+            finished[i] = eos or outputs[i] != text or any(rule(text) is not None for rule in rules)
         if progress:
             progress(len(idx))
     model.train(was_training)
-    return outputs
+    return (outputs, finished) if return_finished else outputs

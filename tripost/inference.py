@@ -71,16 +71,17 @@ def self_improve(policy, task: Task, questions: list[str], sampling: Sampling, m
     for _ in range(max(1, max_continuations)):
         if not active:
             break
-        outs = policy.complete([prompts[i] + texts[i] for i in active], sampling, stop=positive_feedback_done)
+        outs, ended = policy.complete(
+            [prompts[i] + texts[i] for i in active], sampling, stop=positive_feedback_done, return_finished=True
+        )
         still = []
-        for i, out in zip(active, outs, strict=True):
+        for i, out, out_ended in zip(active, outs, ended, strict=True):
             rounds[i] += 1
             prev_lines = texts[i].rstrip("\n").split("\n")
             prev_step = parse_step(prev_lines[-1]) if texts[i] else None
             kept, was_cut = clean(out, prev_lines[-1] if texts[i] else "", prev_step.id if prev_step else None)
-            before = texts[i]
             texts[i] += kept
-            if _finished(texts[i], before, kept, was_cut, out, sampling, policy):
+            if out_ended or _finished(texts[i], kept, was_cut):
                 if progress:
                     progress(1)
             else:
@@ -91,7 +92,8 @@ def self_improve(policy, task: Task, questions: list[str], sampling: Sampling, m
     return [_summarise(task, t, r) for t, r in zip(texts, rounds, strict=True)]
 
 
-def _finished(text: str, before: str, kept: str, was_cut: bool, raw: str, sampling: Sampling, policy) -> bool:
+def _finished(text: str, kept: str, was_cut: bool) -> bool:
+    """After an output that ran into the token limit: is there still a reason to stop?"""
     if not kept or was_cut:
         return True  # nothing new, or a repeat / unrecognised line
     if positive_feedback_done(text) is not None:
@@ -102,13 +104,7 @@ def _finished(text: str, before: str, kept: str, was_cut: bool, raw: str, sampli
         a, b = feedbacks[-2], feedbacks[-1]
         if (a.step, a.segment) == (b.step, b.segment):
             return True  # no progress
-    if len(turns) >= 2 and turns[-1].attempt == turns[-2].attempt:
-        return True  # the same attempt again
-    tokenizer = getattr(policy, "tokenizer", None)
-    if tokenizer is not None:
-        n = len(tokenizer(raw, add_special_tokens=False)["input_ids"])
-        return n < sampling.max_new_tokens  # it stopped by itself (EOS) rather than at the limit
-    return True
+    return len(turns) >= 2 and turns[-1].attempt == turns[-2].attempt  # the same attempt again
 
 
 def _summarise(task: Task, text: str, rounds: int) -> SIOutput:

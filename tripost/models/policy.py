@@ -38,9 +38,12 @@ class HFPolicy:
         stop: StopRule | None = after_final_response,
         progress: Callable[[int], None] | None = None,
         seed: int | None = None,
-    ) -> list[str]:
+        return_finished: bool = False,
+    ):
+        """Continuations; with ``return_finished`` also whether each ended by itself."""
         return generate(
-            self.model, self.tokenizer, prompts, sampling, self.batch_size, stop=stop, progress=progress, seed=seed
+            self.model, self.tokenizer, prompts, sampling, self.batch_size, stop=stop, progress=progress, seed=seed,
+            return_finished=return_finished,
         )
 
 
@@ -56,10 +59,10 @@ class GoldPolicy:
     def __init__(self, task: Task):
         self.task = task
 
-    def complete(self, prompts: list[str], sampling: Sampling | None = None, stop=None, progress=None, seed=None):
+    def complete(self, prompts, sampling=None, stop=None, progress=None, seed=None, return_finished=False):
         out = []
         for p in prompts:
             out.append(self.task.gold_rationale(question_of(p)))
             if progress:
                 progress(1)
-        return out
+        return (out, [True] * len(out)) if return_finished else out
