@@ -62,17 +62,24 @@ class SIOutput:
     rounds: int  # generation calls made
 
 
-def self_improve(policy, task: Task, questions: list[str], sampling: Sampling, max_continuations: int = 3, progress=None) -> list[SIOutput]:
+def self_improve(
+    policy, task: Task, questions: list[str], sampling: Sampling, max_continuations: int = 3, progress=None
+) -> list[SIOutput]:
     """Run self-improvement inference on every question, batched across questions."""
     prompts = [task.prompt(q) for q in questions]
     texts = [""] * len(questions)
     rounds = [0] * len(questions)
     active = list(range(len(questions)))
-    for _ in range(max(1, max_continuations)):
+    for round_ in range(max(1, max_continuations)):
         if not active:
             break
+        # the bar follows the first round, which every question goes through
         outs, ended = policy.complete(
-            [prompts[i] + texts[i] for i in active], sampling, stop=positive_feedback_done, return_finished=True
+            [prompts[i] + texts[i] for i in active],
+            sampling,
+            stop=positive_feedback_done,
+            progress=progress if round_ == 0 else None,
+            return_finished=True,
         )
         still = []
         for i, out, out_ended in zip(active, outs, ended, strict=True):
@@ -81,14 +88,9 @@ def self_improve(policy, task: Task, questions: list[str], sampling: Sampling, m
             prev_step = parse_step(prev_lines[-1]) if texts[i] else None
             kept, was_cut = clean(out, prev_lines[-1] if texts[i] else "", prev_step.id if prev_step else None)
             texts[i] += kept
-            if out_ended or _finished(texts[i], kept, was_cut):
-                if progress:
-                    progress(1)
-            else:
+            if not (out_ended or _finished(texts[i], kept, was_cut)):
                 still.append(i)
         active = still
-    if progress and active:
-        progress(len(active))
     return [_summarise(task, t, r) for t, r in zip(texts, rounds, strict=True)]
 
 

@@ -111,6 +111,7 @@ def collect(
             do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
         )
         outputs = rollout(policy, task, window, sampling, seed + 40 + j, pass_dir / "rollouts.jsonl")
+        expert.reseed(seed + 40 + j)
         results = edit_all(task, expert, window, outputs, cfg, pass_dir / "edited.jsonl")
         new: list[TrainExample] = []
         for ex, res in zip(window, results, strict=True):

@@ -81,15 +81,13 @@ def rationale_training_set(task: Task, examples: list[Example]) -> list[TrainExa
 
 
 # ---------------------------------------------------------------------------- model
-def build_policy(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path):
-    """The starting policy: a fresh tiny model (saved to init_model/), an HF model, or gold."""
-    if cfg.model.kind == "gold":
-        return GoldPolicy(task)
+def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path) -> str:
+    """Where the starting model lives: a fresh tiny model saved to init_model/, or model.name_or_path."""
     if cfg.model.kind == "hf":
-        return HFPolicy.load(cfg.model.name_or_path, batch_size=cfg.eval.batch_size)
+        return cfg.model.name_or_path
     init_dir = run_dir / "init_model"
     if (init_dir / "config.json").is_file():
-        return HFPolicy.load(init_dir, batch_size=cfg.eval.batch_size)
+        return str(init_dir)
     from tripost.models.tiny import build_tiny_model, save_pretrained, train_tokenizer
 
     arch = cfg.model.arch
@@ -108,7 +106,12 @@ def build_policy(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pat
         save_pretrained(model, tokenizer, tmp)
     n_params = sum(p.numel() for p in model.parameters())
     log.info("tiny model: %.2fM parameters, vocabulary %d", n_params / 1e6, len(tokenizer))
-    return HFPolicy(model, tokenizer, batch_size=cfg.eval.batch_size)
+    return str(init_dir)
+
+
+def generation_policy(cfg: DictConfig, model_dir: str | Path) -> HFPolicy:
+    """A model loaded for generation only, in ``model.generation_dtype`` (training reloads fp32)."""
+    return HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype)
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -127,9 +130,9 @@ def close_loggers(loggers: list, status: str = "success") -> None:
 
 
 # ---------------------------------------------------------------------------- stages
-def train_stage(cfg, policy, examples: list[TrainExample], train_cfg, out_dir: Path, loggers, seed: int,
-                section_weight: float = 1.0) -> dict[str, Any] | None:
-    """Fine-tune ``policy`` into ``out_dir/model`` unless a finished run left it there.
+def train_stage(cfg, start_dir: str | Path, examples: list[TrainExample], train_cfg, out_dir: Path, loggers,
+                seed: int, section_weight: float = 1.0) -> dict[str, Any] | None:
+    """Fine-tune the model in ``start_dir`` into ``out_dir/model`` unless a finished run left it.
 
     Returns the training statistics, or None in the non-zero ranks of a multi-process run
     (they stop after training; rank 0 goes on).
@@ -142,10 +145,11 @@ def train_stage(cfg, policy, examples: list[TrainExample], train_cfg, out_dir: P
     if stats_path.is_file() and (out_dir / "model" / "config.json").is_file():
         return read_json(stats_path)
     pl.seed_everything(seed, workers=True, verbose=False)
+    start = HFPolicy.load(start_dir, dtype="float32")  # fp32 master weights; the trainer sets precision
     with atomic_dir(out_dir / "model") as tmp:
         stats = fine_tune(
-            policy.model,
-            policy.tokenizer,
+            start.model,
+            start.tokenizer,
             examples,
             sft=train_cfg,
             trainer_cfg=cfg.trainer,
@@ -164,17 +168,12 @@ def train_stage(cfg, policy, examples: list[TrainExample], train_cfg, out_dir: P
 
 def evaluate_stage(policy, task: Task, test: list[Example], cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Self-improvement inference on the test questions; metrics and predictions saved."""
-    import torch
-
     from tripost.inference import self_improve, si_metrics
 
     eval_path = out_dir / "eval.json"
     if eval_path.is_file():
         return read_json(eval_path)["metrics"]
     sampling = Sampling(do_sample=False, max_new_tokens=cfg.eval.max_new_tokens)
-    model = getattr(policy, "model", None)
-    if model is not None:
-        model.to(getattr(torch, cfg.model.generation_dtype))
     start = time.perf_counter()
     with tqdm(total=len(test), desc=f"evaluate {out_dir.name}", unit="q") as bar:
         outputs = self_improve(
@@ -204,7 +203,7 @@ def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example
     return train, test
 
 
-def tripost_iterations(cfg, task: Task, train, test, policy, run_dir: Path, results: Results, loggers) -> None:
+def tripost_iterations(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> None:
     """TriPosT iterations t = 1..T: collect edited trajectories, train from the previous model,
     evaluate. Stops early when an iteration collects fewer than min_data_length examples."""
     from tripost.experts import build_expert
@@ -223,6 +222,7 @@ def tripost_iterations(cfg, task: Task, train, test, policy, run_dir: Path, resu
             examples = [TrainExample(r["text"], r["prompt_chars"], r["kind"], r["eos"]) for r in read_jsonl(examples_path)]
             seen |= collected_keys(iter_dir)
         else:
+            policy = generation_policy(cfg, model_dir)
             examples, stats = collect(policy, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
             write_jsonl(examples_path, [
                 {"text": e.text, "prompt_chars": e.prompt_chars, "weight_start": e.weight_start, "kind": e.kind,
@@ -230,15 +230,15 @@ def tripost_iterations(cfg, task: Task, train, test, policy, run_dir: Path, resu
             ])
             write_json(stats_path, stats)
         log.info("iteration %d: %s", k, stats)
-        if stats["examples"] < tc.min_data_length:
+        if stats["examples"] < max(1, tc.min_data_length):
             log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
                         k, stats["examples"], tc.min_data_length)
             return
-        if train_stage(cfg, policy, examples, tc.train, iter_dir, loggers, cfg.seed + k,
+        if train_stage(cfg, model_dir, examples, tc.train, iter_dir, loggers, cfg.seed + k,
                        section_weight=tc.train.self_improve_section_weight) is None:
             return
-        policy = HFPolicy.load(iter_dir / "model", batch_size=cfg.eval.batch_size)
-        metrics = evaluate_stage(policy, task, test, cfg, iter_dir)
+        model_dir = iter_dir / "model"
+        metrics = evaluate_stage(generation_policy(cfg, model_dir), task, test, cfg, iter_dir)
         results.add(f"tripost_t{k}", {**metrics, "train_examples": stats["examples"]})
 
 
@@ -252,22 +252,21 @@ def run(cfg: DictConfig) -> Results:
     train, test = data_stage(cfg, task, run_dir)
     log.info("data: %d training and %d test questions", len(train), len(test))
 
-    policy = build_policy(cfg, task, train, run_dir)
-    if isinstance(policy, GoldPolicy):
-        results.add("gold", evaluate_stage(policy, task, test, cfg, run_dir / "gold"))
+    if cfg.model.kind == "gold":
+        results.add("gold", evaluate_stage(GoldPolicy(task), task, test, cfg, run_dir / "gold"))
         return results
 
+    start_dir = initial_model(cfg, task, train, run_dir)
     loggers = build_loggers(cfg)
     status = "failed"
     try:
         out = run_dir / "ft_rationale"
-        if train_stage(cfg, policy, rationale_training_set(task, train), cfg.sft, out, loggers, cfg.seed) is None:
+        if train_stage(cfg, start_dir, rationale_training_set(task, train), cfg.sft, out, loggers, cfg.seed) is None:
             status = "success"
             return results
         # Evaluate the saved checkpoint: what users get is what is scored.
-        policy = HFPolicy.load(out / "model", batch_size=cfg.eval.batch_size)
-        results.add("ft_rationale", evaluate_stage(policy, task, test, cfg, out))
-        tripost_iterations(cfg, task, train, test, policy, run_dir, results, loggers)
+        results.add("ft_rationale", evaluate_stage(generation_policy(cfg, out / "model"), task, test, cfg, out))
+        tripost_iterations(cfg, task, train, test, out / "model", run_dir, results, loggers)
         status = "success"
     finally:
         close_loggers(loggers, status)

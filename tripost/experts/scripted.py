@@ -23,6 +23,9 @@ class ScriptedExpert(Expert):
         self.task, self.imp_error_rate = task, imp_error_rate
         self.rng = random.Random(seed)
 
+    def reseed(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
     def feedback(self, question: str, attempt: str) -> Feedback:
         return self.task.check(question, attempt)
 
