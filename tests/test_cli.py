@@ -38,7 +38,7 @@ def check_run_dir(run_dir, method: str, task: str, seed: int) -> dict:
 
 def test_fast_end_to_end_run(tmp_path):
     proc = run_cli("debug=fast", f"hydra.run.dir={tmp_path}")
-    check_run_dir(tmp_path, "ft_rationale", "multistep_arithmetic", 42)
+    check_run_dir(tmp_path, "ft_rationale", "word_sort", 42)
     assert f"output dir: {tmp_path}" in proc.stdout
     assert "| ft_rationale |" in proc.stdout
     preds = [json.loads(line) for line in open(tmp_path / "ft_rationale" / "predictions.jsonl")]
@@ -63,7 +63,7 @@ def test_multirun_writes_one_dir_per_seed(tmp_path):
     dirs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "results.json").exists())
     assert [d.name for d in dirs] == ["0_seed1", "1_seed2"]
     for d, seed in zip(dirs, (1, 2)):
-        check_run_dir(d, "ft_rationale", "multistep_arithmetic", seed)
+        check_run_dir(d, "ft_rationale", "word_sort", seed)
     q1 = (dirs[0] / "data" / "train.jsonl").read_text()
     q2 = (dirs[1] / "data" / "train.jsonl").read_text()
     assert q1 != q2  # the seed reaches data generation
@@ -79,7 +79,7 @@ def test_deepspeed_zero2_trains_on_cpu(tmp_path):
     )
     stats = json.loads((tmp_path / "ft_rationale" / "train_stats.json").read_text())
     assert stats["steps"] == 3 and stats["final_loss"] > 0
-    check_run_dir(tmp_path, "ft_rationale", "multistep_arithmetic", 42)
+    check_run_dir(tmp_path, "ft_rationale", "word_sort", 42)
 
 
 def test_bad_config_fails_with_one_line(tmp_path):

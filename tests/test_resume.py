@@ -19,6 +19,7 @@ from .conftest import ROOT
 # train on (its attempts parse, are wrong, and are edited by the scripted expert).
 ARGS = [
     "debug=fast",
+    "task=multistep_arithmetic",
     "task.train.cells=[l3_d2]",
     "task.train.size=32",
     "model.arch.hidden_size=64",

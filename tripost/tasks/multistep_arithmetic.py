@@ -1,9 +1,17 @@
-"""Multistep arithmetic (BIG-Bench): generator, gold rationales, parser and scripted checker.
+"""Multistep arithmetic (BIG-Bench style): generator, gold rationales, parsing and the checker.
 
-A question is a tree: innermost groups of ``length`` operands (-9..9, operators + - *),
-combined pairwise over ``depth`` levels, e.g. depth [2]: "((7 - -1 + -1) - (2 * 3 - 3)) =".
-The rationale names the groups A, B, ..., computes each with full parenthesisation, then the
-outer equation (SPEC 4). The checker reports the first wrong step (SPEC 5).
+A question is a tree of integer expressions, e.g. ``((7 - -1 + -1) - (2 * 3 - 3)) =``:
+innermost groups of ``length`` operands (-9..9, operators + - *) combined pairwise over the
+levels of ``depth`` ([2]: two groups, [2, 2]: four, [2, 2, 2]: eight).
+
+The gold rationale (SPEC 4) names the innermost groups A, B, ... in step (1), computes one
+group per step with full parenthesisation (multiplication first, then left to right),
+reducing every innermost operation at once per "=", and ends with the outer equation.
+The scripted checker (SPEC 5) walks the steps in order and reports the first failure.
+
+Arithmetic is exact (Python ints) and expressions are read by a small parser of our own,
+never by ``eval``. Expression trees are plain values: an ``int`` (a number), a ``str`` (a
+variable "A".."Z") or a tuple ``(op, left, right)``.
 """
 
 from __future__ import annotations
@@ -11,282 +19,592 @@ from __future__ import annotations
 import random
 import re
 import string
+from dataclasses import dataclass
 from typing import Union
 
-from tripost.formats import FINAL_STEP, Feedback, final_response, split_steps
-from tripost.tasks.arithmetic_expr import ParseError, evaluate, parse, reduction_chain, substitute, tokenize
+from tripost.formats import FINAL_STEP, Feedback, final_response, format_attempt, parse_step, split_steps
 from tripost.tasks.base import Cell, Example, Task
 
 LENGTHS = (3, 4, 5, 6)
-DEPTHS = (1, 2, 3)  # levels above the innermost groups: [2], [2,2], [2,2,2]
-SEEN_LENGTHS, SEEN_DEPTHS = (3, 4), (1, 2)
-
-# A question's shape: a flat group (list of tokens) or a pair (left, op, right).
-Shape = Union[list, tuple]
-
-_DECOMPOSE = re.compile(r'^This equation can be written as "(.+)", where (.+)\.$')
-_DEFINITION = re.compile(r"([A-Z]) = (\([^()]*\))")
-_CALCULATE = re.compile(r"^Let's calculate ([A-Z]) = (.+)\.$")
-_FINAL_EQ = re.compile(r"^Then, the final equation is (.+)\.$")
-_ANSWER = re.compile(r"the answer is (-?\+?\d+)\.?\s*$")
+DEPTHS = ((2,), (2, 2), (2, 2, 2))
+SEEN_LENGTHS = (3, 4)
+SEEN_DEPTHS = ((2,), (2, 2))
+OPERATORS = "+-*"
 
 
-def cell_name(length: int, depth: int) -> str:
-    return f"l{length}_d{'x'.join(['2'] * depth)}"
+def cell_name(length: int, depth) -> str:
+    """"l3_d2", "l4_d2x2", "l6_d2x2x2"."""
+    return f"l{length}_d{'x'.join(map(str, depth))}"
 
 
-def _structure(text: str) -> Shape:
-    """Nested shape of a question's parentheses; raises ParseError on anything else."""
-    tokens = tokenize(text)
+# =================================================================== expressions
+
+
+class ParseError(ValueError):
+    """Text that is not a valid expression."""
+
+
+Node = Union[int, str, tuple]  # number, variable, (op, left, right)
+
+# "-3" is a number when the sign touches the digits; a binary minus stands alone ("7 - -3")
+_TOKEN = re.compile(r"\s*(-?\d+|[-+*()]|[A-Z])")
+_INT = re.compile(r"[+-]?\d+")
+
+
+def tokenize(text: str) -> list[str]:
+    """Tokens of an expression; numbers are normalised ("07" -> "7")."""
+    out: list[str] = []
+    text = text.rstrip()
+    pos, end = 0, len(text)
+    while pos < end:
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ParseError(f"unexpected character {text[pos:pos + 1]!r}")
+        tok = m.group(1)
+        pos = m.end()
+        if tok[0] == "-" and len(tok) > 1:
+            if out and (out[-1] == ")" or out[-1][-1].isdigit() or out[-1].isalpha()):
+                out.append("-")  # "7 -1" / "7-1": after an operand a minus is binary
+                tok = tok[1:]
+            out.append(str(int(tok)))
+        elif tok[0].isdigit():
+            out.append(str(int(tok)))
+        else:
+            out.append(tok)
+    return out
+
+
+def parse_tokens(tokens: list[str], allow_vars: bool = False) -> Node:
+    """Expression tree; multiplication binds first, then left to right; parentheses kept as groups."""
     pos = 0
+    n = len(tokens)
 
-    def node():
+    def atom() -> Node:
         nonlocal pos
-        if pos >= len(tokens) or tokens[pos] != "(":
+        if pos >= n:
+            raise ParseError("unexpected end")
+        tok = tokens[pos]
+        pos += 1
+        if tok == "(":
+            node = sum_()
+            if pos >= n or tokens[pos] != ")":
+                raise ParseError("missing )")
+            pos += 1
+            return node
+        if tok[-1].isdigit():
+            return int(tok)
+        if allow_vars and tok.isalpha():
+            return tok
+        raise ParseError(f"unexpected {tok!r}")
+
+    def prod() -> Node:
+        nonlocal pos
+        node = atom()
+        while pos < n and tokens[pos] == "*":
+            pos += 1
+            node = ("*", node, atom())
+        return node
+
+    def sum_() -> Node:
+        nonlocal pos
+        node = prod()
+        while pos < n and tokens[pos] in ("+", "-"):
+            op = tokens[pos]
+            pos += 1
+            node = (op, node, prod())
+        return node
+
+    node = sum_()
+    if pos != n:
+        raise ParseError(f"unexpected {tokens[pos]!r}")
+    return node
+
+
+def parse(text: str, allow_vars: bool = False) -> Node:
+    return parse_tokens(tokenize(text), allow_vars)
+
+
+def evaluate(node: Node, env: dict[str, int] | None = None) -> int:
+    if isinstance(node, tuple):
+        op, left, right = node
+        a, b = evaluate(left, env), evaluate(right, env)
+        return a + b if op == "+" else a - b if op == "-" else a * b
+    if isinstance(node, str):
+        if env is None or node not in env:
+            raise KeyError(node)
+        return env[node]
+    return node
+
+
+def render(node: Node) -> str:
+    """Fully parenthesised text: "((2 + (3 * 4)) - 5)"; negative numbers as "-3"."""
+    if isinstance(node, tuple):
+        return f"({render(node[1])} {node[0]} {render(node[2])})"
+    return str(node)
+
+
+def reduce_innermost(node: Node) -> Node:
+    """Replace every operation whose two operands are numbers by its value, all at once."""
+    if not isinstance(node, tuple):
+        return node
+    op, left, right = node
+    if isinstance(left, int) and isinstance(right, int):
+        return left + right if op == "+" else left - right if op == "-" else left * right
+    return (op, reduce_innermost(left), reduce_innermost(right))
+
+
+def reduction_chain(node: Node) -> list[str]:
+    """Renderings from ``node`` down to one number, one innermost reduction per item."""
+    chain = [render(node)]
+    while isinstance(node, tuple):
+        node = reduce_innermost(node)
+        chain.append(render(node))
+    return chain
+
+
+def substitute(node: Node, env: dict[str, int]) -> Node:
+    if isinstance(node, tuple):
+        return (node[0], substitute(node[1], env), substitute(node[2], env))
+    if isinstance(node, str):
+        return env[node]
+    return node
+
+
+def variables(node: Node) -> list[str]:
+    if isinstance(node, tuple):
+        return variables(node[1]) + variables(node[2])
+    return [node] if isinstance(node, str) else []
+
+
+# =================================================================== question shapes
+
+
+@dataclass(frozen=True)
+class Group:
+    """An innermost group as written: numbers and operators, e.g. ("7", "-", "-1", "+", "-1")."""
+
+    tokens: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "(" + " ".join(self.tokens) + ")"
+
+    @property
+    def length(self) -> int:
+        return (len(self.tokens) + 1) // 2
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two sub-trees combined: (left op right)."""
+
+    left: Shape
+    op: str
+    right: Shape
+
+    @property
+    def text(self) -> str:
+        return f"({self.left.text} {self.op} {self.right.text})"
+
+
+Shape = Union[Group, Pair]
+
+
+def question_expression(question: str) -> str:
+    """The expression of a question: without a leading "Q:" and the trailing "="."""
+    text = question.strip()
+    if text.startswith("Q:"):
+        text = text[2:]
+    text = text.strip()
+    if text.endswith("="):
+        text = text[:-1]
+    return text.strip()
+
+
+def question_shape(question: str) -> Shape:
+    """The tree of a question's parentheses; ParseError if it is not a tree of flat groups."""
+    tokens = tokenize(question_expression(question))
+    pos = 0
+    n = len(tokens)
+
+    def node() -> Shape:
+        nonlocal pos
+        if pos >= n or tokens[pos] != "(":
             raise ParseError("expected (")
         pos += 1
         items: list = []
-        while pos < len(tokens) and tokens[pos] != ")":
+        while pos < n and tokens[pos] != ")":
             if tokens[pos] == "(":
                 items.append(node())
             else:
                 items.append(tokens[pos])
                 pos += 1
-        if pos >= len(tokens):
+        if pos >= n:
             raise ParseError("missing )")
         pos += 1
         if all(isinstance(x, str) for x in items):
-            return items  # a flat group
-        if len(items) == 3 and not isinstance(items[0], str) and not isinstance(items[2], str):
-            return (items[0], items[1], items[2])
-        raise ParseError("mixed group")
+            ok = len(items) % 2 == 1 and all(
+                (x[-1].isdigit() if i % 2 == 0 else x in OPERATORS) for i, x in enumerate(items)
+            )
+            if not ok:
+                raise ParseError("a group is not numbers joined by + - *")
+            return Group(tuple(items))
+        if len(items) == 3 and not isinstance(items[0], str) and items[1] in OPERATORS and not isinstance(items[2], str):
+            return Pair(items[0], items[1], items[2])
+        raise ParseError("a group mixes numbers and sub-groups")
 
     shape = node()
-    if pos != len(tokens):
-        raise ParseError("trailing tokens")
+    if pos != n:
+        raise ParseError("text after the expression")
     return shape
 
 
-def _groups(shape: Shape) -> list[list[str]]:
-    if isinstance(shape, list):
+def shape_groups(shape: Shape) -> list[Group]:
+    if isinstance(shape, Group):
         return [shape]
-    return _groups(shape[0]) + _groups(shape[2])
+    return shape_groups(shape.left) + shape_groups(shape.right)
 
 
-def _template(shape: Shape, letters: list[str]) -> str:
-    if isinstance(shape, list):
-        return letters.pop(0)
-    return f"({_template(shape[0], letters)} {shape[1]} {_template(shape[2], letters)})"
+def shape_template(shape: Shape, letters) -> Node:
+    """The tree over the groups: each group replaced by the next letter."""
+    if isinstance(shape, Group):
+        return next(letters)
+    return (shape.op, shape_template(shape.left, letters), shape_template(shape.right, letters))
 
 
-def _render(shape: Shape) -> str:
-    if isinstance(shape, list):
-        return "(" + " ".join(shape) + ")"
-    return f"({_render(shape[0])} {shape[1]} {_render(shape[2])})"
-
-
-def _depth_and_length(shape: Shape) -> tuple[int, int] | None:
-    if isinstance(shape, list):
-        if len(shape) % 2 == 0 or any(shape[i] not in "+-*" for i in range(1, len(shape), 2)):
-            return None
-        return 0, (len(shape) + 1) // 2
-    left, right = _depth_and_length(shape[0]), _depth_and_length(shape[2])
-    if left is None or left != right or shape[1] not in "+-*":
+def shape_cell(shape: Shape) -> tuple[int, tuple[int, ...]] | None:
+    """(length, depth) of a balanced tree of equal-length groups; None otherwise."""
+    if isinstance(shape, Group):
+        return shape.length, ()
+    left, right = shape_cell(shape.left), shape_cell(shape.right)
+    if left is None or left != right:
         return None
-    return left[0] + 1, left[1]
+    return left[0], (2,) + left[1]
 
 
-def _expression(question: str) -> str:
-    return question.strip().removesuffix("=").strip()
+def _align(template: Node, shape: Shape, out: list[tuple[str, Shape]]) -> bool:
+    """Match a template tree to the question's tree; collect (variable, sub-tree) pairs."""
+    if isinstance(template, str):
+        out.append((template, shape))
+        return True
+    if isinstance(template, tuple) and isinstance(shape, Pair) and template[0] == shape.op:
+        return _align(template[1], shape.left, out) and _align(template[2], shape.right, out)
+    return False
 
 
-def _norm(expr: str) -> str:
-    return re.sub(r"\s+", "", expr)
+def _same(text: str, tokens: list[str]) -> bool:
+    try:
+        return tokenize(text) == tokens
+    except ParseError:
+        return False
+
+
+def _same_shape_values(written: Node, template: Node, env: dict[str, int]) -> tuple[str, int] | None:
+    """Where ``written`` is ``template`` with numbers for variables, the first (variable, number)
+    that differs from ``env``; None if all agree or the shapes differ."""
+    if isinstance(template, str):
+        if isinstance(written, int) and written != env[template]:
+            return template, written
+        return None
+    if isinstance(template, tuple) and isinstance(written, tuple) and written[0] == template[0]:
+        return _same_shape_values(written[1], template[1], env) or _same_shape_values(written[2], template[2], env)
+    return None
+
+
+def _same_tree_shape(written: Node, template: Node) -> bool:
+    if isinstance(template, str):
+        return not isinstance(written, tuple)
+    if isinstance(template, tuple) and isinstance(written, tuple):
+        return (
+            written[0] == template[0]
+            and _same_tree_shape(written[1], template[1])
+            and _same_tree_shape(written[2], template[2])
+        )
+    return False
+
+
+# =================================================================== attempt format
+
+_DECOMPOSE = re.compile(r'^This equation can be written as "([^"]*)", where (.*?)\.?$')
+_DEF_SPLIT = re.compile(r",\s*(?:and\s+)?(?=[A-Z] = )|\s+and\s+(?=[A-Z] = )")
+_DEFINITION = re.compile(r"^([A-Z]) = (.+)$")
+_CALCULATE = re.compile(r"^Let's calculate ([A-Z]) = (.*?)\.?$")
+_FINAL_EQ = re.compile(r"^Then, the final equation is (.*?)\.?$")
+_ANSWER = re.compile(r"answer is:?\s*([+-]?\d+)\s*\.?\s*$")
+_LAST_VALUE = re.compile(r"=\s*([+-]?\d+)\.\s*$")
+_NUMBER = re.compile(r"-?\d+")
+
+
+class _Unparsable(Exception):
+    pass
 
 
 class MultistepArithmetic(Task):
+    """BIG-Bench multistep arithmetic: 12 cells of (group length, nesting depth)."""
+
     name = "multistep_arithmetic"
     info = (
-        " Recall the order of operations: first compute inside parentheses, then"
-        " multiplication, then addition and subtraction from left to right."
+        " Remember the order of operations: work out what is inside parentheses first, then do"
+        " multiplication, and then addition and subtraction from left to right."
     )
 
-    def __init__(self, min_operand: int = -9, max_operand: int = 9):
-        self.min_operand, self.max_operand = min_operand, max_operand
+    def __init__(self, min_operand: int = -9, max_operand: int = 9, operators: str = OPERATORS):
+        if min_operand > max_operand:
+            raise ValueError(f"min_operand {min_operand} > max_operand {max_operand}")
+        if not operators or any(op not in OPERATORS for op in operators):
+            raise ValueError(f"operators must be a non-empty subset of {OPERATORS!r}, got {operators!r}")
+        self.min_operand, self.max_operand, self.operators = min_operand, max_operand, operators
+        self._cells = self._make_cells()
 
     # ------------------------------------------------------------------ questions
-    def cells(self) -> list[Cell]:
-        seen = [Cell(cell_name(length, d), True, {"length": length, "depth": [2] * d})
-                for d in SEEN_DEPTHS for length in SEEN_LENGTHS]
-        unseen = [Cell(cell_name(length, d), False, {"length": length, "depth": [2] * d})
-                  for d in DEPTHS for length in LENGTHS if not (d in SEEN_DEPTHS and length in SEEN_LENGTHS)]
-        return seen + unseen
+    @staticmethod
+    def _make_cells() -> list[Cell]:
+        def cell(length, depth):
+            seen = length in SEEN_LENGTHS and depth in SEEN_DEPTHS
+            return Cell(cell_name(length, depth), seen, {"length": length, "depth": list(depth)})
 
-    def _random_shape(self, length: int, depth: int, rng: random.Random) -> Shape:
-        if depth == 0:
+        every = [cell(length, depth) for depth in DEPTHS for length in LENGTHS]
+        return [c for c in every if c.seen] + [c for c in every if not c.seen]
+
+    def cells(self) -> list[Cell]:
+        return list(self._cells)
+
+    def _random_shape(self, length: int, levels: int, rng: random.Random) -> Shape:
+        if levels == 0:
             items = [str(rng.randint(self.min_operand, self.max_operand))]
             for _ in range(length - 1):
-                items += [rng.choice("+-*"), str(rng.randint(self.min_operand, self.max_operand))]
-            return items
-        return (self._random_shape(length, depth - 1, rng), rng.choice("+-*"), self._random_shape(length, depth - 1, rng))
+                items += [rng.choice(self.operators), str(rng.randint(self.min_operand, self.max_operand))]
+            return Group(tuple(items))
+        left = self._random_shape(length, levels - 1, rng)
+        op = rng.choice(self.operators)
+        return Pair(left, op, self._random_shape(length, levels - 1, rng))
 
     def sample(self, cell: Cell, rng: random.Random) -> Example:
-        depth = len(cell.params["depth"])
-        shape = self._random_shape(cell.params["length"], depth, rng)
-        question = _render(shape) + " ="
+        length, depth = int(cell.params["length"]), list(cell.params["depth"])
+        if length < 1 or any(d != 2 for d in depth):
+            raise ValueError(f"cell {cell.name}: only pairs of groups (depth entries 2) are supported")
+        question = self._random_shape(length, len(depth), rng).text + " ="
         return Example(question, self.gold_answer(question), cell.name, cell.seen, self.gold_rationale(question))
 
     def cell_of(self, question: str) -> Cell | None:
         try:
-            found = _depth_and_length(_structure(_expression(question)))
-        except ParseError:
+            found = shape_cell(question_shape(question))
+        except (ParseError, RecursionError):
             return None
-        if found is None or found[0] == 0:
+        if found is None or not found[1]:
             return None
-        depth, length = found
-        name = cell_name(length, depth)
-        return next((c for c in self.cells() if c.name == name), None)
+        name = cell_name(*found)
+        return next((c for c in self._cells if c.name == name), None)
 
     # ------------------------------------------------------------------ text
     def gold_answer(self, question: str) -> str:
-        return str(evaluate(parse(_expression(question))))
+        return str(evaluate(parse(question_expression(question))))
 
     def gold_rationale(self, question: str) -> str:
-        shape = _structure(_expression(question))
-        groups = _groups(shape)
+        shape = question_shape(question)
+        groups = shape_groups(shape)
+        if len(groups) > 26:
+            raise ValueError("more innermost groups than letters")
         letters = list(string.ascii_uppercase[: len(groups)])
-        template = _template(shape, list(letters))
-        written = ["(" + " ".join(g) + ")" for g in groups]
-        defs = [f"{L} = {w}" for L, w in zip(letters, written)]
+        template = shape_template(shape, iter(letters))
+        template_text = render(template)
+        defs = [f"{letter} = {g.text}" for letter, g in zip(letters, groups)]
         where = defs[0] if len(defs) == 1 else ", ".join(defs[:-1]) + " and " + defs[-1]
-        steps = [f'This equation can be written as "{template}", where {where}.']
+        steps = [f'This equation can be written as "{template_text}", where {where}.']
         values: dict[str, int] = {}
-        for L, w in zip(letters, written):
-            chain = reduction_chain(parse(w))
-            if chain[0] != w:
-                chain = [w] + chain
-            values[L] = int(chain[-1])
-            steps.append(f"Let's calculate {L} = {' = '.join(chain)}.")
-        final = reduction_chain(substitute(parse(template, allow_vars=True), values))
-        steps.append(f"Then, the final equation is {template} = {' = '.join(final)}.")
-        lines = [f"({i}) {s}" for i, s in enumerate(steps, start=1)]
-        lines.append(f"({FINAL_STEP}) So the answer is {final[-1]}.")
-        return "\n".join(lines) + "\n"
+        for letter, group in zip(letters, groups):
+            node = parse_tokens(list(group.tokens))
+            chain = reduction_chain(node)
+            if chain[0] != group.text:
+                chain.insert(0, group.text)
+            values[letter] = int(chain[-1])
+            steps.append(f"Let's calculate {letter} = {' = '.join(chain)}.")
+        final = reduction_chain(substitute(template, values))
+        if final[0] != template_text:
+            final.insert(0, template_text)
+        steps.append(f"Then, the final equation is {' = '.join(final)}.")
+        numbered = [(str(i), text) for i, text in enumerate(steps, start=1)]
+        return format_attempt(numbered + [(FINAL_STEP, f"So the answer is {final[-1]}.")])
 
     def parse_answer(self, attempt: str) -> str | None:
-        line = final_response(attempt)
+        line = final_response(attempt) if isinstance(attempt, str) else None
         m = _ANSWER.search(line) if line else None
         return str(int(m.group(1))) if m else None
 
     def normalize_answer(self, answer: str) -> str:
-        answer = answer.strip().rstrip(".")
-        try:
-            return str(int(answer))
-        except ValueError:
-            return answer
+        answer = str(answer).strip().rstrip(".").strip()
+        return str(int(answer)) if _INT.fullmatch(answer) else answer
 
     def is_consistent(self, attempt: str, answer: str) -> bool:
-        steps = [s for s in split_steps(attempt) or [] if s.id != FINAL_STEP]
-        return bool(steps) and steps[-1].text.rstrip().endswith(f"= {answer}.")
+        answer = self.normalize_answer(answer)
+        if not _INT.fullmatch(answer):
+            return False
+        numbered = [s for s in map(parse_step, attempt.split("\n")) if s is not None and s.id != FINAL_STEP]
+        if not numbered:
+            return False
+        m = _LAST_VALUE.search(numbered[-1].text)
+        return m is not None and int(m.group(1)) == int(answer)
 
     # ------------------------------------------------------------------ checking
     def check(self, question: str, attempt: str) -> Feedback:
         try:
             return self._check(question, attempt)
-        except (ParseError, KeyError, ValueError, IndexError) as e:
-            return Feedback.unparsable(f"cannot read the attempt ({e})")
+        except _Unparsable as e:
+            return Feedback.unparsable(str(e))
+        except Exception as e:  # a checker never raises on what a model wrote (SPEC 5)
+            return Feedback.unparsable(f"cannot read the attempt ({type(e).__name__}: {e})")
+
+    @staticmethod
+    def _read(attempt: str):
+        """The attempt's steps by kind; _Unparsable if its format is not the rationale's."""
+        if not isinstance(attempt, str) or not attempt.strip():
+            raise _Unparsable("the attempt is empty")
+        steps = split_steps(attempt)
+        if steps is None:
+            raise _Unparsable("a line of the attempt is not a step")
+        if steps[-1].id != FINAL_STEP:
+            raise _Unparsable("the attempt does not end with a (Final response) line")
+        numbered, final = steps[:-1], steps[-1]
+        if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
+            raise _Unparsable("the steps are not numbered (1), (2), ... in order")
+        if len(numbered) < 2:
+            raise _Unparsable("the attempt needs a decomposition and a final equation")
+        m = _DECOMPOSE.match(numbered[0].text.strip())
+        if m is None:
+            raise _Unparsable("step (1) does not write the equation with named groups")
+        template_text, defs_text = m.group(1), m.group(2)
+        definitions = []
+        for part in _DEF_SPLIT.split(defs_text):
+            d = _DEFINITION.match(part.strip())
+            if d is None:
+                raise _Unparsable("step (1) does not define the groups as 'A = (...)'")
+            definitions.append((d.group(1), d.group(2).strip()))
+        calculations = []
+        for step in numbered[1:-1]:
+            c = _CALCULATE.match(step.text.strip())
+            if c is None:
+                raise _Unparsable(f"step ({step.id}) does not calculate a group")
+            calculations.append((step.id, c.group(1), c.group(2)))
+        last = numbered[-1]
+        f = _FINAL_EQ.match(last.text.strip())
+        if f is None:
+            raise _Unparsable(f"step ({last.id}) is not the final equation")
+        answer = _ANSWER.search(final.text)
+        if answer is None:
+            raise _Unparsable("the final response gives no integer answer")
+        return template_text, definitions, calculations, (last.id, f.group(1)), (final.text.strip(), int(answer.group(1)))
 
     def _check(self, question: str, attempt: str) -> Feedback:
-        shape = _structure(_expression(question))
-        true_groups = ["(" + " ".join(g) + ")" for g in _groups(shape)]
-        true_template = _template(shape, list(string.ascii_uppercase[: len(true_groups)]))
-        steps = split_steps(attempt)
-        if not steps or steps[-1].id != FINAL_STEP or len(steps) < 3:
-            return Feedback.unparsable("the attempt has no numbered steps and final response")
+        try:
+            shape = question_shape(question)
+        except (ParseError, RecursionError):
+            raise _Unparsable("the question is not a tree of arithmetic groups") from None
+        template_text, definitions, calculations, (final_id, final_body), (final_text, answer) = self._read(attempt)
 
-        # (1) the decomposition
-        first = steps[0]
-        m = _DECOMPOSE.match(first.text)
-        if first.id != "1" or not m:
-            return Feedback.unparsable("step (1) is not a decomposition")
-        template, defs_text = m.group(1), m.group(2)
-        definitions: dict[str, str] = {}
-        for letter, expr in _DEFINITION.findall(defs_text):
-            if letter in definitions:
+        # step (1): the decomposition must reproduce the question
+        defined: dict[str, str] = {}
+        for letter, expr in definitions:
+            if letter in defined:
                 return Feedback.error("1", f"{letter} = {expr}", f"{letter} is defined twice")
-            definitions[letter] = expr
-        for i, (letter, expr) in enumerate(definitions.items()):
-            if i >= len(true_groups) or _norm(expr) != _norm(true_groups[i]):
+            defined[letter] = expr
+        try:
+            template = parse(template_text, allow_vars=True)
+        except ParseError:
+            return Feedback.error("1", template_text, f"{template_text} is not a valid expression")
+        pairs: list[tuple[str, Shape]] = []
+        if not _align(template, shape, pairs):
+            return Feedback.error("1", template_text, f"{template_text} does not match the question")
+        targets: dict[str, list[str]] = {}
+        for var, sub in pairs:
+            tokens = tokenize(sub.text)
+            if targets.setdefault(var, tokens) != tokens:
+                return Feedback.error("1", template_text, f"{template_text} does not match the question")
+        for var in targets:
+            if var not in defined:
+                return Feedback.error("1", template_text, f"{var} is used in {template_text} but not defined")
+        for letter, expr in defined.items():
+            if letter not in targets:
+                return Feedback.error("1", f"{letter} = {expr}", f"{letter} is not used in {template_text}")
+            if not _same(expr, targets[letter]):
                 return Feedback.error("1", f"{letter} = {expr}", f"{letter} = {expr} does not match the question")
-        if len(definitions) != len(true_groups) or _norm(template) != _norm(true_template):
-            return Feedback.error("1", template, f'the equation "{template}" does not match the question')
 
-        # (2) ... one step per group
+        # one step per group
         values: dict[str, int] = {}
-        numbered = steps[1:-1]
-        for step in numbered[:-1]:
-            m = _CALCULATE.match(step.text)
-            if not m:
-                return Feedback.unparsable(f"step ({step.id}) is not a calculation")
-            letter, chain = m.group(1), m.group(2).split(" = ")
-            if letter not in definitions:
-                return Feedback.error(step.id, f"{letter} = {chain[0]}", f"{letter} is not defined in step (1)")
-            if _norm(chain[0]) != _norm(definitions[letter]):
+        computed_in: dict[str, str] = {}
+        for step_id, letter, body in calculations:
+            parts = body.split(" = ")
+            if letter not in defined:
+                return Feedback.error(step_id, f"{letter} = {parts[0]}", f"{letter} is not defined in step (1)")
+            if not _same(parts[0], targets[letter]):
                 return Feedback.error(
-                    step.id, f"{letter} = {chain[0]}", f"{letter} was defined as {definitions[letter]} in step (1)"
+                    step_id, f"{letter} = {parts[0]}", f"{letter} is defined as {defined[letter]} in step (1)"
                 )
-            error, value = self._check_chain(step.id, chain, {})
-            if error:
+            error, value = self._check_chain(step_id, parts, None)
+            if error is not None:
                 return error
-            values[letter] = value
+            values[letter], computed_in[letter] = value, step_id
 
         # the final equation
-        last = numbered[-1]
-        m = _FINAL_EQ.match(last.text)
-        if not m:
-            return Feedback.unparsable(f"step ({last.id}) is not the final equation")
-        chain = m.group(1).split(" = ")
-        for letter in re.findall(r"[A-Z]", chain[0]):
-            if letter not in values:
-                return Feedback.error(last.id, letter, f"{letter} has not been calculated before")
-        if _norm(chain[0]) != _norm(template):
-            return Feedback.error(last.id, chain[0], f'it should be the equation "{template}" of step (1)')
-        if len(chain) < 2:
-            return Feedback.error(last.id, chain[0], "the final equation is not calculated")
-        expected = substitute(parse(template, allow_vars=True), values).render()
-        if _norm(chain[1]) != _norm(expected):
-            return Feedback.error(last.id, chain[1], f"it does not use the values calculated before, {expected}")
-        error, value = self._check_chain(last.id, chain[1:], {})
-        if error:
+        parts = final_body.split(" = ")
+        for part in parts:
+            try:
+                tokens = tokenize(part)
+            except ParseError:
+                continue  # reported as an invalid expression below
+            for tok in tokens:
+                if tok.isalpha() and tok not in values:
+                    return Feedback.error(final_id, part, f"{tok} has not been calculated before")
+        if not _same(parts[0], tokenize(template_text)):
+            return Feedback.error(final_id, parts[0], f"the final equation should be {template_text} as in step (1)")
+        if len(parts) > 1:
+            try:
+                written = parse(parts[1], allow_vars=True)
+            except ParseError:
+                return Feedback.error(final_id, parts[1], f"{parts[1]} is not a valid expression")
+            wrong = _same_shape_values(written, template, values)
+            if wrong is not None:
+                var, number = wrong
+                return Feedback.error(
+                    final_id, parts[1], f"{var} = {values[var]} was calculated in step ({computed_in[var]}), not {number}"
+                )
+            if not _same_tree_shape(written, template) and evaluate(written, values) != evaluate(template, values):
+                expected = render(substitute(template, values))
+                return Feedback.error(
+                    final_id, parts[1], f"substituting the values calculated before gives {expected}, not {parts[1]}"
+                )
+        error, value = self._check_chain(final_id, parts, values)
+        if error is not None:
             return error
-        truth = evaluate(parse(_expression(question)))
+        truth = evaluate(parse_tokens(tokenize(shape.text)))
         if value != truth:
-            return Feedback.error(last.id, chain[-1], f"the value of the equation is {truth}, not {value}")
+            return Feedback.error(final_id, parts[-1], f"the value of the question's equation is {truth}, not {value}")
 
         # the final response
-        final = steps[-1]
-        answer = self.parse_answer(attempt)
-        if answer is None:
-            return Feedback.unparsable("the final response gives no number")
-        if int(answer) != value:
-            return Feedback.error(FINAL_STEP, final.text, f"the last calculated value is {value}, not {answer}")
+        if answer != value:
+            return Feedback.error(FINAL_STEP, final_text, f"the last calculated value is {value}, not {answer}")
         return Feedback.correct()
 
     @staticmethod
-    def _check_chain(step_id: str, chain: list[str], env: dict[str, int]) -> tuple[Feedback | None, int]:
-        """Neighbours of an "=" chain must be valid and equal; the chain must end in a number."""
-        values = []
-        for part in chain:
+    def _check_chain(step_id: str, parts: list[str], env: dict[str, int] | None) -> tuple[Feedback | None, int]:
+        """Every item of an "=" chain must be a valid expression equal to its left neighbour,
+        and the chain must end with a number."""
+        previous: tuple[str, int] | None = None
+        for part in parts:
             try:
-                values.append(evaluate(parse(part), env))
-            except ParseError:
-                return Feedback.error(step_id, part, f"{part} is not a valid expression"), 0
-        for (a, va), (b, vb) in zip(zip(chain, values), zip(chain[1:], values[1:])):
-            if va != vb:
+                value = evaluate(parse(part, allow_vars=env is not None), env)
+            except (ParseError, KeyError):
+                segment = part if part.strip() else " = ".join(parts)
+                return Feedback.error(step_id, segment, f"{part.strip() or 'an empty part'} is not a valid expression"), 0
+            if previous is not None and previous[1] != value:
                 return (
-                    Feedback.error(step_id, f"{a} = {b}", f"there is a calculation error, since {va} is not equal to {vb}"),
+                    Feedback.error(
+                        step_id,
+                        f"{previous[0]} = {part}",
+                        f"there is a calculation error, since {previous[1]} is not equal to {value}",
+                    ),
                     0,
                 )
-        if not re.fullmatch(r"-?\d+", chain[-1].strip()):
-            return Feedback.error(step_id, chain[-1], f"the calculation is not finished at {chain[-1]}"), 0
-        return None, values[-1]
+            previous = (part, value)
+        if not _NUMBER.fullmatch(parts[-1].strip()):
+            return Feedback.error(step_id, parts[-1], f"{parts[-1]} is not calculated down to one number"), 0
+        return None, previous[1]

@@ -17,6 +17,13 @@ from tripost.tasks.base import Cell, Example, Task
 HEADER = "Sort the following words alphabetically:"
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
             "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth"]
+
+
+def ordinal(k: int) -> str:
+    """Name of the (k+1)-th letter position: 0 -> "first"; past the list, "17th"."""
+    return ORDINALS[k] if k < len(ORDINALS) else f"{k + 1}th"
+
+
 SEEN_SIZES, UNSEEN_SIZES = range(2, 8), range(8, 21)
 
 _LETTERS = re.compile(r'"([^"]+)"="([a-z]?)" \((\d+)\)')
@@ -82,7 +89,7 @@ def _resolve(group: list[str]) -> tuple[list[str], list[str]]:
         pos = next(i for i, g in enumerate(local) if len(g) > 1)
         g, k = local[pos], depth[tuple(local[pos])]
         sub, sub_idx = _split_by_letter(g, k)
-        texts.append(f"Now sort this subpart {_quote(g)} by looking at their {ORDINALS[k]} letters: {_letters_text(g, k)}.")
+        texts.append(f"Now sort this subpart {_quote(g)} by looking at their {ordinal(k)} letters: {_letters_text(g, k)}.")
         texts.append(f"We now have: {_order_text(sub, sub_idx)}.")
         local = local[:pos] + sub + local[pos + 1:]
         depth.update({tuple(x): k + 1 for x in sub})
@@ -203,7 +210,7 @@ class WordSort(Task):
                 return Feedback.error(step_id, text, f'"{w}" is missing')
         for w, ch, i in entries:
             if ch != letter(w, k):
-                return Feedback.error(step_id, f'"{w}"="{ch}" ({i})', f'the {ORDINALS[k]} letter of "{w}" is "{letter(w, k)}"')
+                return Feedback.error(step_id, f'"{w}"="{ch}" ({i})', f'the {ordinal(k)} letter of "{w}" is "{letter(w, k)}"')
             if int(i) != index(ch):
                 return Feedback.error(step_id, f'"{w}"="{ch}" ({i})', f'"{ch}" is letter {index(ch)} of the alphabet')
         return None
@@ -222,7 +229,7 @@ class WordSort(Task):
                 if w not in words:
                     return Feedback.error(step_id, f'"{w}"', f'"{w}" is not in the list'), []
                 if index(letter(w, k)) != i:
-                    return Feedback.error(step_id, item, f'the {ORDINALS[k]} letter of "{w}" is "{letter(w, k)}" ({index(letter(w, k))})'), []
+                    return Feedback.error(step_id, item, f'the {ordinal(k)} letter of "{w}" is "{letter(w, k)}" ({index(letter(w, k))})'), []
             if prev is not None and i <= prev[0]:
                 return Feedback.error(step_id, f"{prev[1]} < {item}", f"{prev[0]} is not smaller than {i}"), []
             groups.append(group)
@@ -302,9 +309,9 @@ class WordSort(Task):
                 if len(group) < 2 or group not in pool:
                     return Feedback.error(step.id, f"[{m.group(1)}]", "this subpart is not a tied group of the previous step"), i, []
                 k = depth[tuple(group)]
-                if m.group(2) != ORDINALS[k]:
+                if m.group(2) != ordinal(k):
                     return Feedback.error(step.id, f"their {m.group(2)} letters",
-                                          f"the next letters to compare are the {ORDINALS[k]} ones"), i, []
+                                          f"the next letters to compare are the {ordinal(k)} ones"), i, []
                 if fb := self._check_letters(step.id, m.group(3), group, k):
                     return fb, i, []
                 if j == 0:
