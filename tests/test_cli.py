@@ -91,3 +91,16 @@ def test_bad_config_fails_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[0]]
     assert "sft.lrate" in proc.stderr
+
+
+def test_test_questions_from_a_bigbench_file(tmp_path):
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps({"examples": [
+        {"input": "((-1 + 2 + 9) - (-2 + -4 + -4)) =", "target": "20"},
+        {"input": "((1 * 2 - 3 + 4 - 5) * (5 - 6 + 7 * 8 - 1)) =", "target": "-108"},
+    ]}))
+    run_dir = tmp_path / "run"
+    run_cli("model=gold", "task=multistep_arithmetic", "logger=none", "task.test.source=file",
+            f"task.test.path={path}", "task.test.format=bigbench", f"hydra.run.dir={run_dir}")
+    row = check_run_dir(run_dir, "gold", "multistep_arithmetic", 42)
+    assert row["n"] == 2 and row["total"] == 100.0 and set(row["cells"]) == {"l3_d2", "l5_d2"}

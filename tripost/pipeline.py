@@ -36,12 +36,16 @@ def _cells(task: Task, names, default) -> list:
     return [task.cell(n) for n in names] if names else default
 
 
+def _from_file(task: Task, source) -> list[Example]:
+    """Questions of a data file, kept to ``source.cells`` when given."""
+    examples = load_examples(task, source.path, source.format)
+    return [e for e in examples if not source.cells or e.cell in set(source.cells)]
+
+
 def train_examples(cfg: DictConfig, task: Task) -> list[Example]:
     tc = cfg.task.train
     if tc.source == "file":
-        examples = load_examples(task, tc.path, tc.format)
-        wanted = set(tc.cells) if tc.cells else None
-        return [e for e in examples if wanted is None or e.cell in wanted]
+        return _from_file(task, tc)
     cells = _cells(task, tc.cells, task.seen_cells())
     per_cell = -(-tc.size // len(cells))  # ceil: every cell gets the same number
     return task.generate(cells, per_cell, seed=cfg.seed + tc.seed_offset)[: tc.size]
@@ -50,9 +54,7 @@ def train_examples(cfg: DictConfig, task: Task) -> list[Example]:
 def test_examples(cfg: DictConfig, task: Task, train: list[Example]) -> list[Example]:
     tc = cfg.task.test
     if tc.source == "file":
-        examples = load_examples(task, tc.path, tc.format)
-        wanted = set(tc.cells) if tc.cells else None
-        return [e for e in examples if wanted is None or e.cell in wanted]
+        return _from_file(task, tc)
     cells = _cells(task, tc.cells, task.cells())
     train_questions = {e.question for e in train}
     # Draw extra questions so that dropping those seen in training still leaves per_cell each.
