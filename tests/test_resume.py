@@ -27,11 +27,13 @@ ARGS = [
     "model.arch.num_heads=4",
     "model.arch.intermediate_size=256",
     "trainer.max_steps=-1",
-    "sft.epochs=40",
+    "sft.epochs=100",
     "sft.lr=3e-3",
     "sft.batch_size=8",
     "eval.max_new_tokens=300",
     "tripost.max_new_tokens=300",
+    "tripost.window_size=16",
+    "tripost.temperature=0.5",
 ]
 
 # Files that mark the end of each stage, in the order the run writes them.
