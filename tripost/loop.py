@@ -102,7 +102,7 @@ def collect(
     status: Counter = Counter()
     dropped: Counter = Counter()
     examples: list[TrainExample] = []
-    present = {e.text for e in examples}
+    present: set[str] = set()  # example texts of this iteration, for exact de-duplication
     duplicates = passes = 0
     for j in range(cfg.max_data_itr):
         passes += 1
