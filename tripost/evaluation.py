@@ -32,22 +32,3 @@ def accuracy_table(task: Task, examples: Iterable[Example], correct: Iterable[bo
         "cells": {c: pct(by_cell[c]) for c in order},
         "n": len(seen) + len(unseen),
     }
-
-
-def score_attempts(task: Task, examples: list[Example], attempts: list[str]) -> list[dict[str, Any]]:
-    """One prediction record per question: the attempt, the parsed answer and correctness."""
-    records = []
-    for ex, attempt in zip(examples, attempts, strict=True):
-        pred = task.parse_answer(attempt)
-        records.append(
-            {
-                "question": ex.question,
-                "cell": ex.cell,
-                "seen": ex.seen,
-                "gold": ex.answer,
-                "prediction": pred,
-                "correct": task.answers_match(pred, ex.answer),
-                "output": attempt,
-            }
-        )
-    return records

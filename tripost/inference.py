@@ -141,3 +141,21 @@ def si_metrics(task: Task, examples: list[Example], outputs: list[SIOutput]) -> 
         right_to_wrong=pct(sum(1 for f, o in zip(first_ok, final_ok) if f and not o) / n),
     )
     return metrics
+
+
+def prediction_records(task: Task, examples: list[Example], outputs: list[SIOutput]) -> list[dict[str, Any]]:
+    """One record per test question, for predictions.jsonl: output, answers and correctness."""
+    return [
+        {
+            "question": e.question,
+            "cell": e.cell,
+            "seen": e.seen,
+            "gold": e.answer,
+            "prediction": o.final_answer,
+            "correct": task.answers_match(o.final_answer, e.answer),
+            "first_answer": o.first_answer,
+            "updates": o.updates,
+            "output": o.text,
+        }
+        for e, o in zip(examples, outputs, strict=True)
+    ]

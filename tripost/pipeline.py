@@ -20,7 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from tripost.data import load_examples, to_paper_record
-from tripost.evaluation import score_attempts
 from tripost.generation import Sampling
 from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from tripost.models.policy import GoldPolicy, HFPolicy
@@ -170,7 +169,7 @@ def train_stage(cfg, start_dir: str | Path, examples: list[TrainExample], train_
 
 def evaluate_stage(policy, task: Task, test: list[Example], cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Self-improvement inference on the test questions; metrics and predictions saved."""
-    from tripost.inference import self_improve, si_metrics
+    from tripost.inference import prediction_records, self_improve, si_metrics
 
     eval_path = out_dir / "eval.json"
     if eval_path.is_file():
@@ -182,11 +181,7 @@ def evaluate_stage(policy, task: Task, test: list[Example], cfg: DictConfig, out
             policy, task, [e.question for e in test], sampling, cfg.eval.max_continuations, progress=bar.update
         )
     seconds = time.perf_counter() - start
-    records = score_attempts(task, test, [o.text for o in outputs])
-    for r, o in zip(records, outputs, strict=True):
-        r.update(prediction=o.final_answer, correct=task.answers_match(o.final_answer, r["gold"]),
-                 first_answer=o.first_answer, updates=o.updates)
-    write_jsonl(out_dir / "predictions.jsonl", records)
+    write_jsonl(out_dir / "predictions.jsonl", prediction_records(task, test, outputs))
     metrics = si_metrics(task, test, outputs)
     write_json(eval_path, {"metrics": metrics, "seconds": round(seconds, 1)})
     return metrics
