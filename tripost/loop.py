@@ -104,12 +104,12 @@ def collect(
     examples: list[TrainExample] = []
     present: set[str] = set()  # example texts of this iteration, for exact de-duplication
     duplicates = passes = 0
+    sampling = Sampling(
+        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+    )
     for j in range(cfg.max_data_itr):
         passes += 1
         pass_dir = iter_dir / f"pass_{j}"
-        sampling = Sampling(
-            do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
-        )
         outputs = rollout(policy, task, window, sampling, seed + 40 + j, pass_dir / "rollouts.jsonl")
         expert.reseed(seed + 40 + j)
         results = edit_all(task, expert, window, outputs, cfg, pass_dir / "edited.jsonl")
