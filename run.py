@@ -4,6 +4,7 @@
     python run.py task=word_sort        # another task
     python run.py -m seed=1,2,3         # a sweep, one output dir per job
     python run.py resume=outputs/...    # continue a killed run after its last finished stage
+    python run.py resume=outputs/... tripost.num_iterations=5   # ... or extend a finished one
     python run.py --cfg job             # print the composed config
 """
 
@@ -27,11 +28,13 @@ log = logging.getLogger("tripost")
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from tripost.config import ConfigError, resume_config, validate
 
     try:
         validate(cfg)
-        cfg = resume_config(cfg)
+        cfg = resume_config(cfg, overrides=list(HydraConfig.get().overrides.task))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

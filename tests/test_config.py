@@ -101,3 +101,19 @@ def test_every_knob_is_commented():
     for path in CONF.rglob("*.yaml"):
         lines = path.read_text().splitlines()
         assert lines and lines[0].startswith("#"), f"{path} has no header comment"
+
+
+def test_resume_follows_a_moved_run_dir_and_takes_plain_overrides(tmp_path):
+    from tripost.config import resume_config
+
+    first = tmp_path / "first"
+    resume_config(make_cfg(first))  # saves first/run_config.yaml, paths resolved under first/
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    cfg = resume_config(make_cfg(moved, f"resume={moved}"), overrides=[f"resume={moved}", "tripost.num_iterations=7"])
+    assert cfg.paths.output_dir == str(moved) and cfg.logger.csv.save_dir == str(moved)
+    assert cfg.tripost.num_iterations == 7 and cfg.resume == str(moved)
+    with pytest.raises(ConfigError, match="'task'.*cannot change on resume"):
+        resume_config(make_cfg(moved, f"resume={moved}"), overrides=["task=multistep_arithmetic"])
+    with pytest.raises(ConfigError, match="tripost.num_iteration"):
+        resume_config(make_cfg(moved, f"resume={moved}"), overrides=["tripost.num_iteration=2"])

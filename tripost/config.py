@@ -172,9 +172,14 @@ def validate(cfg: DictConfig) -> DictConfig:
     return typed
 
 
-def resume_config(cfg: DictConfig) -> DictConfig:
+def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
     """The config to run: on resume, the one saved in the run dir (so the run ends as it would
-    have), else ``cfg``, which is then saved there as ``run_config.yaml``."""
+    have), else ``cfg``, which is then saved there as ``run_config.yaml``.
+
+    On resume, paths saved under the run dir's old location follow the dir (a copied or moved
+    run writes into itself), and plain ``key=value`` ``overrides`` from the command line apply
+    on top (e.g. ``tripost.num_iterations=5`` extends a finished run); changing a config group
+    (``task=...``) is refused, since the finished stages were built with the old one."""
     from pathlib import Path
 
     from tripost.io import atomic_write_text
@@ -185,10 +190,29 @@ def resume_config(cfg: DictConfig) -> DictConfig:
     if cfg.get("resume"):
         if not saved_path.is_file():
             raise ConfigError(f"config key 'resume': {run_dir} holds no run_config.yaml of an earlier run")
-        saved = OmegaConf.load(saved_path)
-        saved.paths.output_dir = str(run_dir)
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path))
+        saved = OmegaConf.create(_rebase(saved, str(saved["paths"]["output_dir"]), str(run_dir)))
+        for override in overrides or []:
+            key, _, value = override.lstrip("+~").partition("=")
+            if key in ("resume", "hydra") or key.startswith("hydra."):
+                continue
+            if isinstance(OmegaConf.select(saved, key), DictConfig) or "." not in key and key not in saved:
+                raise ConfigError(f"config key '{key}': a config group cannot change on resume (start a new run)")
+            OmegaConf.update(saved, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=False)
         saved.resume = str(run_dir)
+        validate(saved)
         return saved
     resolved = OmegaConf.create(OmegaConf.to_container(plain, resolve=True))
     atomic_write_text(saved_path, OmegaConf.to_yaml(resolved))
     return resolved
+
+
+def _rebase(node: Any, old: str, new: str) -> Any:
+    """Every string path at or below ``old`` moved to ``new``."""
+    if isinstance(node, dict):
+        return {k: _rebase(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rebase(v, old, new) for v in node]
+    if isinstance(node, str) and (node == old or node.startswith(old.rstrip("/") + "/")):
+        return new + node[len(old):]
+    return node
