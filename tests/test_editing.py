@@ -181,3 +181,25 @@ def test_split_rebalance_and_gold_counts(task):
     assert len(golds) == 5 and all(g.kind == GOLD and g.text.endswith("also correct.\n") for g in golds)
     again = gold_examples(task, questions, 20, present, random.Random(1))
     assert len(again) == len(questions) - 5  # the ones already present are skipped
+
+
+def test_expert_error_drops_the_trajectory_with_its_reason(task):
+    from tripost.editing import EXPERT_ERROR
+    from tripost.experts import ExpertError
+
+    class RefusingImprover(ScriptedExpert):
+        def improve(self, question, attempt, feedback):
+            raise ExpertError("refused")
+
+    res = edit_trajectory(task, RefusingImprover(task), Q, "4", WRONG)
+    assert res.status == DROPPED and res.reason == EXPERT_ERROR
+    # FBK alone still works: a correct trajectory never reaches IMP.
+    assert edit_trajectory(task, RefusingImprover(task), Q, "4", GOLD_TEXT).status == KEPT
+
+
+def test_scripted_imp_errors_do_not_depend_on_call_order(task):
+    fb = task.check(Q, WRONG)
+    a, b = expert(task, rate=0.5, seed=3), expert(task, rate=0.5, seed=3)
+    first = [a.improve(Q, WRONG, fb) for _ in range(3)]
+    b.improve(Q, WRONG_FINAL, task.check(Q, WRONG_FINAL))  # another call in between changes nothing
+    assert b.improve(Q, WRONG, fb) == first[0] == first[1] == first[2]

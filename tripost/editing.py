@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tripost.experts import Expert
+from tripost.experts import Expert, ExpertError
 from tripost.formats import FINAL_STEP, Feedback, final_response, parse_feedback, split_steps
 from tripost.tasks import Task
 from tripost.trajectory import Turn, feedback_text, parse_trajectory
@@ -28,6 +28,7 @@ IMP_FAILED = "imp_failed"  # IMP wrote no update
 TOO_LONG = "too_long"  # an attempt over the length limit
 NOT_LEGITIMATE = "not_legitimate"  # an update that breaks the rules of SPEC 5
 NO_POSITIVE = "no_positive_feedback"  # still wrong after max_updates updates
+EXPERT_ERROR = "expert_error"  # the expert gave no usable reply (see ExpertError)
 
 
 @dataclass
@@ -100,7 +101,23 @@ def edit_trajectory(
     max_updates: int = 5,
     max_attempt_chars: int = 4000,
 ) -> EditResult:
-    """Edit one model trajectory (the text after the prompt) into a training trajectory."""
+    """Edit one model trajectory (the text after the prompt) into a training trajectory; an
+    expert that fails on it drops it (reason ``expert_error``)."""
+    try:
+        return _edit(task, expert, question, answer, continuation, max_updates, max_attempt_chars)
+    except ExpertError:
+        return EditResult(DROPPED, reason=EXPERT_ERROR)
+
+
+def _edit(
+    task: Task,
+    expert: Expert,
+    question: str,
+    answer: str,
+    continuation: str,
+    max_updates: int = 5,
+    max_attempt_chars: int = 4000,
+) -> EditResult:
     turns = [t for t in parse_trajectory(continuation).turns if t.attempt.strip()]
     if not turns:
         return EditResult(DROPPED, reason=FORMAT_ERROR)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,15 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
             EditResult(r["status"], [Turn(**t) for t in r["turns"]], r["reason"], r["edit_point"], r["updates"])
             for r in read_jsonl(path)
         ]
-    results = [
-        edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars)
-        for e, o in zip(window, outputs, strict=True)
-    ]
+
+    def edit(pair):
+        e, o = pair
+        return edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars)
+
+    # An API expert waits on the network: edit that many trajectories at once (threads suffice).
+    with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
+        results = list(tqdm(pool.map(edit, zip(window, outputs, strict=True)), total=len(window),
+                            desc=f"edit {path.parent.name}", unit="traj", disable=expert.concurrency <= 1))
     write_jsonl(
         path,
         [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tripost.experts.base import Expert
+from tripost.experts.base import BudgetExceeded, Expert, ExpertError
 from tripost.tasks import Task
 
 
@@ -14,4 +14,4 @@ def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
     raise ValueError(f"config key 'verifier.name': unknown expert {verifier_cfg.name!r}")
 
 
-__all__ = ["Expert", "build_expert"]
+__all__ = ["BudgetExceeded", "Expert", "ExpertError", "build_expert"]

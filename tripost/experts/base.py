@@ -7,9 +7,27 @@ from abc import ABC, abstractmethod
 from tripost.formats import Feedback
 
 
+class ExpertError(Exception):
+    """The expert gave no usable answer (an empty, refused or unreadable reply, or a request that
+    failed after its retries). The trajectory is dropped and counted; the run goes on."""
+
+
+class BudgetExceeded(Exception):
+    """The expert's cost budget is spent: the run stops cleanly, everything finished kept."""
+
+
 class Expert(ABC):
     """Two roles. ``feedback`` finds the earliest wrong step (or says the attempt is correct);
-    ``improve`` rewrites an attempt: the steps before the error step kept, the rest new."""
+    ``improve`` rewrites an attempt: the steps before the error step kept, the rest new.
+
+    Both may be called from ``concurrency`` threads at once (the editor runs that many
+    trajectories in parallel), and may raise ExpertError or BudgetExceeded."""
+
+    concurrency: int = 1  # trajectories edited at once
+
+    def usage(self) -> dict:
+        """Calls, cache hits, tokens and cost so far (empty for experts that call no API)."""
+        return {}
 
     def reseed(self, seed: int) -> None:
         """Fix the expert's randomness for one collection pass, so a resumed pass edits the same."""

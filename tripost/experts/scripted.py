@@ -2,7 +2,8 @@
 
 IMP keeps the attempt's steps before the error step and continues with the gold rationale
 from that step on. ``imp_error_rate`` makes IMP err on purpose, half the time each way, so the
-editor's failure and no-progress paths run for real:
+editor's failure and no-progress paths run for real (the draw depends on the seed, question and
+attempt only, so edits running in parallel come out the same in any order):
 - "unfinished": the update loses its "(Final response)" line (not a legitimate update);
 - "unfixed": the wrong step is kept as it was (the same error again: no progress).
 """
@@ -20,11 +21,10 @@ class ScriptedExpert(Expert):
     def __init__(self, task: Task, imp_error_rate: float = 0.0, seed: int = 0):
         if not 0.0 <= imp_error_rate <= 1.0:
             raise ValueError(f"imp_error_rate must be in [0, 1], got {imp_error_rate}")
-        self.task, self.imp_error_rate = task, imp_error_rate
-        self.rng = random.Random(seed)
+        self.task, self.imp_error_rate, self.seed = task, imp_error_rate, seed
 
     def reseed(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+        self.seed = seed
 
     def feedback(self, question: str, attempt: str) -> Feedback:
         return self.task.check(question, attempt)
@@ -47,8 +47,9 @@ class ScriptedExpert(Expert):
         if feedback.step == FINAL_STEP:
             rest = [s for s in gold if s.id == FINAL_STEP]
         new = kept + rest
-        if self.imp_error_rate and self.rng.random() < self.imp_error_rate:
-            if self.rng.random() < 0.5:
+        rng = random.Random(f"{self.seed}\0{question}\0{attempt}")
+        if self.imp_error_rate and rng.random() < self.imp_error_rate:
+            if rng.random() < 0.5:
                 new = [s for s in new if s.id != FINAL_STEP]  # unfinished
             else:
                 new = [steps[cut] if s.id == feedback.step else s for s in new]  # unfixed
