@@ -48,6 +48,11 @@ def test_fast_end_to_end_run(tmp_path):
 
     AutoModelForCausalLM.from_pretrained(tmp_path / "ft_rationale" / "model")
     AutoTokenizer.from_pretrained(tmp_path / "ft_rationale" / "model")
+    # ft SI. demo: the scripted expert's own attempts, half with an injected error, edited
+    demo = json.loads((tmp_path / "ft_si_demo" / "stats.json").read_text())
+    assert demo["window"] == 8 and demo["trajectories"]["edited"] > 0 and demo["improvement"] > 0
+    si_keys = {"first_attempt", "si_frequency", "si_contribution", "wrong_to_right", "right_to_wrong"}
+    assert set(check_run_dir(tmp_path, "ft_si_demo", "word_sort", 42)) >= si_keys
 
 
 @pytest.mark.parametrize("task", ["multistep_arithmetic", "word_sort"])

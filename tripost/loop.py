@@ -15,7 +15,7 @@ import random
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -58,6 +58,18 @@ def rollout(policy, task: Task, window: list[Example], sampling: Sampling, seed:
     return outputs
 
 
+def expert_attempts(expert: Expert, window: list[Example], path: Path, seed: int) -> list[str]:
+    """The expert's own attempts for the window ("ft SI. demo"), read back from ``path`` on resume."""
+    if path.is_file():
+        return [r["output"] for r in read_jsonl(path)]
+    expert.reseed(seed)
+    with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
+        outputs = list(tqdm(pool.map(expert.attempt, [e.question for e in window]), total=len(window),
+                            desc=f"expert attempts {path.parent.name}", unit="q"))
+    write_jsonl(path, [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)])
+    return outputs
+
+
 def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]:
     if path.is_file():
         return [
@@ -91,7 +103,7 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
 
 
 def collect(
-    policy,
+    attempts: Callable[[Path, int], list[str]],
     task: Task,
     expert: Expert,
     window: list[Example],
@@ -103,20 +115,19 @@ def collect(
 ) -> tuple[list[TrainExample], dict[str, Any]]:
     """Training examples of one iteration and its statistics (counts kept and dropped by reason).
 
-    ``seen`` holds the trajectory texts of earlier iterations and grows with this one's.
+    ``attempts(path, seed)`` gives the trajectories of one pass, one per window question, saved
+    at ``path`` (see ``policy_attempts``); ``seen`` holds the trajectory keys of earlier
+    iterations and grows with this one's.
     """
     status: Counter = Counter()
     dropped: Counter = Counter()
     examples: list[TrainExample] = []
     present: set[str] = set()  # example texts of this iteration, for exact de-duplication
     duplicates = passes = 0
-    sampling = Sampling(
-        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
-    )
     for j in range(cfg.max_data_itr):
         passes += 1
         pass_dir = iter_dir / f"pass_{j}"
-        outputs = rollout(policy, task, window, sampling, seed + 40 + j, pass_dir / "rollouts.jsonl")
+        outputs = attempts(pass_dir / "rollouts.jsonl", seed + 40 + j)
         expert.reseed(seed + 40 + j)
         results = edit_all(task, expert, window, outputs, cfg, pass_dir / "edited.jsonl")
         new: list[TrainExample] = []
@@ -153,4 +164,24 @@ def collect(
         "terminal": counts.terminal,
         "gold": counts.gold,
     }
+    if expert.usage():
+        stats["expert"] = expert.usage()
     return examples, stats
+
+
+def policy_attempts(load_policy: Callable[[], Any], task: Task, window: list[Example], cfg) -> Callable[[Path, int], list[str]]:
+    """Rollouts of the current model with the iteration's sampling settings, for ``collect``.
+    The model is loaded on the first pass that has no saved rollouts (none on a full resume)."""
+    sampling = Sampling(
+        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+    )
+    loaded: list = []
+
+    def attempts(path: Path, seed: int) -> list[str]:
+        if path.is_file():
+            return [r["output"] for r in read_jsonl(path)]
+        if not loaded:
+            loaded.append(load_policy())
+        return rollout(loaded[0], task, window, sampling, seed, path)
+
+    return attempts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -200,32 +201,68 @@ def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example
     return train, test
 
 
+def collect_stage(attempts, task: Task, expert, window, train, tc, out_dir: Path, seed: int,
+                  seen: set[str]) -> tuple[list[TrainExample], dict[str, Any]]:
+    """Edited and post-processed training examples in ``out_dir`` (train.jsonl, stats.json),
+    read back when a finished run left them; ``seen`` grows with their trajectory keys."""
+    from tripost.loop import collect, collected_keys
+
+    stats_path, examples_path = out_dir / "stats.json", out_dir / "train.jsonl"
+    if stats_path.is_file() and examples_path.is_file():
+        seen |= collected_keys(out_dir)
+        examples = [TrainExample(r["text"], r["prompt_chars"], r["kind"], r["eos"]) for r in read_jsonl(examples_path)]
+        return examples, read_json(stats_path)
+    examples, stats = collect(attempts, task, expert, window, train, tc, out_dir, seed, seen)
+    write_jsonl(examples_path, [
+        {"text": e.text, "prompt_chars": e.prompt_chars, "weight_start": e.weight_start, "kind": e.kind, "eos": e.eos}
+        for e in examples
+    ])
+    write_json(stats_path, stats)
+    return examples, stats
+
+
+def ft_si_demo_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
+    """"ft SI. demo" (SPEC 8): the expert writes the attempts too; the same editing and
+    post-processing; one round of weighted training from the ft rationale model. False when
+    a non-zero rank of a multi-process run is done."""
+    from tripost.experts import build_expert
+    from tripost.loop import expert_attempts
+
+    tc, out_dir = cfg.tripost, run_dir / "ft_si_demo"
+    window = train[: tc.window_size] if tc.window_size else train
+    expert = build_expert(cfg.verifier, task, seed=cfg.seed)
+    try:
+        examples, stats = collect_stage(partial(expert_attempts, expert, window), task, expert,
+                                        window, train, tc, out_dir, cfg.seed, set())
+    finally:
+        expert.close()
+    log.info("ft_si_demo: %s", stats)
+    if train_stage(cfg, model_dir, examples, tc.train, out_dir, loggers, cfg.seed,
+                   section_weight=tc.train.self_improve_section_weight) is None:
+        return False
+    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
+    results.add("ft_si_demo", {**metrics, "train_examples": stats["examples"]})
+    return True
+
+
 def tripost_iterations(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> None:
     """TriPosT iterations t = 1..T: collect edited trajectories, train from the previous model,
     evaluate. Stops early when an iteration collects fewer than min_data_length examples."""
     from tripost.experts import build_expert
-    from tripost.loop import collect, collected_keys
+    from tripost.loop import policy_attempts
 
     tc = cfg.tripost
     window = train[: tc.window_size] if tc.window_size else train
     seen: set[str] = set()
     for k in range(1, tc.num_iterations + 1):
         iter_dir = run_dir / f"iter_{k}"
-        stats_path = iter_dir / "stats.json"
         expert = build_expert(cfg.verifier, task, seed=cfg.seed + k)
-        examples_path = iter_dir / "train.jsonl"
-        if stats_path.is_file() and examples_path.is_file():
-            stats = read_json(stats_path)
-            examples = [TrainExample(r["text"], r["prompt_chars"], r["kind"], r["eos"]) for r in read_jsonl(examples_path)]
-            seen |= collected_keys(iter_dir)
-        else:
-            policy = generation_policy(cfg, model_dir)
-            examples, stats = collect(policy, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
-            write_jsonl(examples_path, [
-                {"text": e.text, "prompt_chars": e.prompt_chars, "weight_start": e.weight_start, "kind": e.kind,
-                 "eos": e.eos} for e in examples
-            ])
-            write_json(stats_path, stats)
+        try:
+            attempts = policy_attempts(partial(generation_policy, cfg, model_dir), task, window, tc)
+            examples, stats = collect_stage(attempts, task, expert, window, train, tc, iter_dir,
+                                            cfg.seed + 1000 * k, seen)
+        finally:
+            expert.close()
         log.info("iteration %d: %s", k, stats)
         if stats["examples"] < max(1, tc.min_data_length):
             log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
@@ -263,6 +300,9 @@ def run(cfg: DictConfig) -> Results:
             return results
         # Evaluate the saved checkpoint: what users get is what is scored.
         results.add("ft_rationale", evaluate_stage(generation_policy(cfg, out / "model"), task, test, cfg, out))
+        if cfg.baselines.ft_si_demo and not ft_si_demo_stage(cfg, task, train, test, out / "model", run_dir, results, loggers):
+            status = "success"
+            return results
         tripost_iterations(cfg, task, train, test, out / "model", run_dir, results, loggers)
         status = "success"
     finally:

@@ -25,12 +25,19 @@ class Expert(ABC):
 
     concurrency: int = 1  # trajectories edited at once
 
+    def close(self) -> None:
+        """Release connections and threads (API experts)."""
+
     def usage(self) -> dict:
         """Calls, cache hits, tokens and cost so far (empty for experts that call no API)."""
         return {}
 
     def reseed(self, seed: int) -> None:
         """Fix the expert's randomness for one collection pass, so a resumed pass edits the same."""
+
+    def attempt(self, question: str) -> str:
+        """The expert's own attempt at a question (the "ft SI. demo" baseline, SPEC 8)."""
+        raise NotImplementedError(f"{type(self).__name__} does not write attempts")
 
     @abstractmethod
     def feedback(self, question: str, attempt: str) -> Feedback:

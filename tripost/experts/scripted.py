@@ -1,5 +1,8 @@
 """The scripted expert: the task's checker as FBK, the gold rationale as IMP (SPEC 5).
 
+As the writer of attempts (the "ft SI. demo" baseline) it gives the gold rationale, with an
+injected error in a share ``attempt_error_rate`` of the questions.
+
 IMP keeps the attempt's steps before the error step and continues with the gold rationale
 from that step on. ``imp_error_rate`` makes IMP err on purpose, half the time each way, so the
 editor's failure and no-progress paths run for real (the draw depends on the seed, question and
@@ -18,10 +21,22 @@ from tripost.tasks import Task
 
 
 class ScriptedExpert(Expert):
-    def __init__(self, task: Task, imp_error_rate: float = 0.0, seed: int = 0):
-        if not 0.0 <= imp_error_rate <= 1.0:
-            raise ValueError(f"imp_error_rate must be in [0, 1], got {imp_error_rate}")
+    def __init__(self, task: Task, imp_error_rate: float = 0.0, seed: int = 0, attempt_error_rate: float = 0.5):
+        for name, rate in (("imp_error_rate", imp_error_rate), ("attempt_error_rate", attempt_error_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {rate}")
         self.task, self.imp_error_rate, self.seed = task, imp_error_rate, seed
+        self.attempt_error_rate = attempt_error_rate
+
+    def attempt(self, question: str) -> str:
+        """The gold rationale, with one injected error (of a kind the checker reports) in a
+        share ``attempt_error_rate`` of the questions."""
+        rng = random.Random(f"{self.seed}\0attempt\0{question}")
+        if rng.random() < self.attempt_error_rate:
+            wrong = self.task.inject_error(question, rng)
+            if wrong is not None:
+                return wrong
+        return self.task.gold_rationale(question)
 
     def reseed(self, seed: int) -> None:
         self.seed = seed

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tripost.formats import Feedback, format_prompt
+from tripost.formats import Feedback, Step, format_prompt, split_steps
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,27 @@ class Task(ABC):
         Never raises on malformed attempts: returns ``Feedback.unparsable(reason)``.
         """
 
+    def inject_error(self, question: str, rng: random.Random, tries: int = 20) -> str | None:
+        """A wrong attempt, of a kind the checker reports: the gold rationale with one step changed
+        (a digit replaced, or two words swapped) and a wrong final answer, the steps between as
+        in gold. Used where the expert writes the attempts ("ft SI. demo", few-shot demos).
+        None when no such change is found. Tasks may override with errors of their own."""
+        steps = split_steps(self.gold_rationale(question)) or []
+        gold = self.gold_answer(question)
+        for _ in range(tries):
+            if len(steps) < 2:
+                return None
+            k = rng.randrange(len(steps) - 1)
+            changed, final = _perturb(steps[k].text, rng), _perturb(steps[-1].text, rng)
+            if changed in (None, steps[k].text) or final is None:
+                continue
+            new = {k: changed, len(steps) - 1: final}
+            attempt = "".join(Step(s.id, new.get(i, s.text)).line + "\n" for i, s in enumerate(steps))
+            fb = self.check(question, attempt)
+            if fb.is_error and fb.step == steps[k].id and not self.answers_match(self.parse_answer(attempt), gold):
+                return attempt
+        return None
+
     # ------------------------------------------------------------------ files
     def example_from_file(
         self, question: str, answer: str, rationale: str | None = None, cell: str | None = None
@@ -133,3 +154,17 @@ class Task(ABC):
             seen=found.seen,
             rationale=rationale,
         )
+
+
+def _perturb(text: str, rng: random.Random) -> str | None:
+    """One small change to a step's text: a digit replaced by another, else two words swapped."""
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    if digits and rng.random() < 0.7:
+        i = rng.choice(digits)
+        return text[:i] + rng.choice([d for d in "0123456789" if d != text[i]]) + text[i + 1:]
+    words = text.split(" ")
+    if len(words) < 2:
+        return None
+    i, j = sorted(rng.sample(range(len(words)), 2))
+    words[i], words[j] = words[j], words[i]
+    return " ".join(words)
