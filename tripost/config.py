@@ -78,6 +78,7 @@ class ModelConfig:
 class VerifierConfig:
     name: str = "scripted"
     imp_error_rate: float = 0.0
+    attempt_error_rate: float = 0.5
 
 
 @dataclass
@@ -117,6 +118,11 @@ class TriPosTConfig:
 
 
 @dataclass
+class BaselinesConfig:
+    ft_si_demo: bool = False
+
+
+@dataclass
 class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 512
@@ -132,6 +138,7 @@ class RunConfig:
     verifier: VerifierConfig = field(default_factory=VerifierConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     tripost: TriPosTConfig = field(default_factory=TriPosTConfig)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
     callbacks: Optional[dict[str, Any]] = None

@@ -10,7 +10,8 @@ def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
     if verifier_cfg.name == "scripted":
         from tripost.experts.scripted import ScriptedExpert
 
-        return ScriptedExpert(task, imp_error_rate=verifier_cfg.imp_error_rate, seed=seed)
+        return ScriptedExpert(task, imp_error_rate=verifier_cfg.imp_error_rate, seed=seed,
+                              attempt_error_rate=verifier_cfg.get("attempt_error_rate", 0.5))
     raise ValueError(f"config key 'verifier.name': unknown expert {verifier_cfg.name!r}")
 
 
