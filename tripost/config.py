@@ -75,10 +75,63 @@ class ModelConfig:
 
 
 @dataclass
+class ExpertRoleConfig:
+    """Request settings of one role (FBK or IMP) of an API expert."""
+
+    model: str = "gpt-4o-mini"
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: Optional[list[str]] = None  # null: the prompt's own end marker (completions), none (chat)
+
+
+@dataclass
+class AzureConfig:
+    api_version: str = "2024-10-21"
+    deployment: Optional[str] = None
+
+
+@dataclass
+class ExpertCacheConfig:
+    path: Optional[str] = None
+    mode: str = "readwrite"
+
+
+@dataclass
+class ModelPrice:
+    input: float = 0.0  # USD per 1M prompt tokens
+    output: float = 0.0  # USD per 1M completion tokens
+
+
+@dataclass
+class RunEstimateConfig:
+    wrong_share: float = 0.5
+    rounds: float = 1.5
+
+
+@dataclass
 class VerifierConfig:
     name: str = "scripted"
     imp_error_rate: float = 0.0
     attempt_error_rate: float = 0.5
+    # verifier=openai (conf/verifier/openai.yaml documents each key); unused by the scripted expert
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    api: str = "chat"
+    azure: Optional[AzureConfig] = None
+    fbk: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.0, max_tokens=256))
+    imp: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.7, max_tokens=1024))
+    shots: int = 3
+    shot_seed: int = 0
+    concurrency: int = 16
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+    cache: ExpertCacheConfig = field(default_factory=ExpertCacheConfig)
+    prices: dict[str, ModelPrice] = field(default_factory=dict)
+    max_cost_usd: Optional[float] = None
+    dry_run: bool = False
+    estimate: RunEstimateConfig = field(default_factory=RunEstimateConfig)
 
 
 @dataclass
@@ -155,6 +208,9 @@ CHOICES = {
     "model.generation_dtype": ("float32", "bfloat16", "float16"),
     "sft.loss_normalize": ("tokens", "weights"),
     "tripost.train.loss_normalize": ("tokens", "weights"),
+    "verifier.name": ("scripted", "openai"),
+    "verifier.api": ("chat", "completions"),
+    "verifier.cache.mode": ("readwrite", "readonly", "off"),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -124,12 +125,17 @@ def collect(
     examples: list[TrainExample] = []
     present: set[str] = set()  # example texts of this iteration, for exact de-duplication
     duplicates = passes = 0
+    seconds: Counter = Counter()  # wall time of this call (a resumed pass reads its files back)
     for j in range(cfg.max_data_itr):
         passes += 1
         pass_dir = iter_dir / f"pass_{j}"
+        t0 = time.perf_counter()
         outputs = attempts(pass_dir / "rollouts.jsonl", seed + 40 + j)
+        t1 = time.perf_counter()
         expert.reseed(seed + 40 + j)
         results = edit_all(task, expert, window, outputs, cfg, pass_dir / "edited.jsonl")
+        seconds["attempts"] += t1 - t0
+        seconds["editing"] += time.perf_counter() - t1
         new: list[TrainExample] = []
         for ex, res in zip(window, results, strict=True):
             status[res.status] += 1
@@ -163,6 +169,7 @@ def collect(
         "improvement": counts.improvement,
         "terminal": counts.terminal,
         "gold": counts.gold,
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
     if expert.usage():
         stats["expert"] = expert.usage()

@@ -12,6 +12,10 @@ def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
 
         return ScriptedExpert(task, imp_error_rate=verifier_cfg.imp_error_rate, seed=seed,
                               attempt_error_rate=verifier_cfg.get("attempt_error_rate", 0.5))
+    if verifier_cfg.name == "openai":
+        from tripost.experts.openai_expert import OpenAIExpert  # imports the openai client: only when used
+
+        return OpenAIExpert(verifier_cfg, task, seed=seed)
     raise ValueError(f"config key 'verifier.name': unknown expert {verifier_cfg.name!r}")
 
 

@@ -1,0 +1,438 @@
+"""verifier=openai: the real openai client against our own OpenAI-compatible server on 127.0.0.1.
+
+The server answers with the scripted expert, so the API expert must give exactly the scripted
+feedback and updates (parity), over both endpoints; then the cache, retries and faults,
+concurrency, the budget, the key's secrecy, reply parsing and the dry-run estimate. No real API
+is called and nothing is mocked: requests go through the openai client over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tripost.config import ConfigError
+from tripost.experts import BudgetExceeded, ExpertError, build_expert
+from tripost.experts.cache import CacheMiss
+from tripost.experts.openai_expert import OpenAIExpert, estimate_run
+from tripost.experts.prompts import PromptBuilder, parse_fbk_reply, parse_imp_reply, parse_request
+from tripost.experts.scripted import ScriptedExpert
+from tripost.experts.server import FaultPlan, parse_faults, start_server
+from tripost.formats import FINAL_STEP, Feedback
+from tripost.tasks import get_task
+
+from .conftest import ROOT
+
+KEY_ENV = "TRIPOST_TEST_OPENAI_KEY"
+FAKE_KEY = "sk-tripost-FAKE-7f3a9c1e5b2d46800dd5"
+TASKS = ("word_sort", "multistep_arithmetic")
+UNREADABLE = "(1) hello there\n(Final response) So the answer is 3.\n"  # step lines the checkers cannot read
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, FAKE_KEY)
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return {name: get_task(name) for name in TASKS}
+
+
+@pytest.fixture(scope="module")
+def shared_servers():
+    servers = {name: start_server(name) for name in TASKS}
+    yield servers
+    for server in servers.values():
+        server.shutdown()
+
+
+@pytest.fixture
+def make_server():
+    """Servers of one test (with their own faults and counters), shut down after it."""
+    started = []
+
+    def make(task_name="word_sort", **kwargs):
+        started.append(start_server(task_name, **kwargs))
+        return started[-1]
+
+    yield make
+    for server in started:
+        server.shutdown()
+
+
+@pytest.fixture
+def make_expert(tasks):
+    """OpenAI experts on a server URL (cache off unless a path is given), closed after the test."""
+    made = []
+
+    def make(url, task_name="word_sort", cache_path=None, **overrides):
+        cfg = {
+            "name": "openai", "base_url": url, "api_key_env": KEY_ENV, "shots": 2,
+            "max_retries": 2, "timeout_s": 5, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+            "cache": {"path": str(cache_path) if cache_path else None, "mode": "readwrite" if cache_path else "off"},
+        }
+        made.append(OpenAIExpert(OmegaConf.merge(cfg, overrides), tasks[task_name]))
+        return made[-1]
+
+    yield make
+    for expert in made:
+        expert.close()
+
+
+def cases(task, n: int, seed: int) -> list[tuple[str, str]]:
+    """(question, attempt) pairs: gold attempts and attempts with one injected error, seen and unseen cells."""
+    rng = random.Random(seed)
+    cells = task.cells()
+    out = []
+    for i in range(n):
+        example = task.sample(cells[i % len(cells)], rng)
+        out.append((example.question, example.rationale))
+        wrong = task.inject_error(example.question, rng)
+        if wrong is not None:
+            out.append((example.question, wrong))
+    out.append((out[0][0], UNREADABLE))
+    return out
+
+
+def first_wrong(task, seed: int = 0) -> tuple[str, str]:
+    return next((q, a) for q, a in cases(task, 6, seed) if task.check(q, a).is_error)
+
+
+# =================================================================== (a) parity with the scripted expert
+
+
+@pytest.mark.parametrize("api", ["chat", "completions"])
+@pytest.mark.parametrize("task_name", TASKS)
+def test_feedback_and_improve_match_the_scripted_expert(api, task_name, tasks, shared_servers, make_expert):
+    task = tasks[task_name]
+    expert = make_expert(shared_servers[task_name].url, task_name, api=api, concurrency=8)
+    scripted = ScriptedExpert(task)
+
+    def check(case):
+        question, attempt = case
+        fb = expert.feedback(question, attempt)
+        assert fb == scripted.feedback(question, attempt)
+        update = expert.improve(question, attempt, fb)
+        assert update == scripted.improve(question, attempt, fb)
+        if update is not None:
+            assert expert.feedback(question, update) == scripted.feedback(question, update)
+        return fb.kind
+
+    with ThreadPoolExecutor(8) as pool:  # the editor calls from many threads at once
+        kinds = list(pool.map(check, cases(task, 8, seed=len(api) + len(task_name))))
+    assert {"correct", "error", "unparsable"} <= set(kinds)
+    usage = expert.usage()
+    assert usage["total"]["calls"] >= len(kinds) and usage["total"]["failed"] == 0
+    assert usage["total"]["prompt_tokens"] > 0 and usage["imp"]["completion_tokens"] > 0
+
+
+def test_azure_client_reaches_a_deployment(tasks, make_server, make_expert):
+    task, server = tasks["word_sort"], make_server()
+    expert = make_expert(server.url.removesuffix("/v1"), azure={"api_version": "2024-10-21", "deployment": "my-gpt"})
+    question, attempt = first_wrong(task)
+    assert expert.feedback(question, attempt) == task.check(question, attempt)
+    assert server.requests == 1
+
+
+def test_attempt_without_steps_is_unparsable_without_a_call(shared_servers, make_expert):
+    server = shared_servers["word_sort"]
+    expert = make_expert(server.url)
+    assert expert.feedback("Sort the following words alphabetically:\nList: b a", "no steps here").is_unparsable
+    assert expert.improve("q", "(1) x\n", Feedback.correct()) is None
+    assert expert.usage()["total"]["calls"] == 0
+
+
+def test_requests_read_back(tasks):
+    task = tasks["multistep_arithmetic"]
+    question, attempt = first_wrong(task)
+    fb = task.check(question, attempt)
+    builder = PromptBuilder(task, shots=3)
+    for text in (builder.fbk_prompt(question, attempt), builder.fbk_messages(question, attempt)[-1]["content"]):
+        parsed = parse_request(text)
+        assert (parsed.role, parsed.question, parsed.attempt) == ("fbk", question, attempt)
+    for text in (builder.imp_prompt(question, attempt, fb), builder.imp_messages(question, attempt, fb)[-1]["content"]):
+        parsed = parse_request(text)
+        assert (parsed.role, parsed.question, parsed.attempt, parsed.feedback) == ("imp", question, attempt, fb)
+    with pytest.raises(ValueError):
+        parse_request("Q: 1 + 1 =\nAnswer: 2")
+
+
+# =================================================================== (b) cache
+
+
+def test_second_expert_answers_from_the_cache_with_no_requests(tmp_path, tasks, make_server, make_expert):
+    task, server = tasks["word_sort"], make_server()
+    pairs = cases(task, 4, seed=7)
+    first = make_expert(server.url, cache_path=tmp_path / "cache.sqlite")
+    answers = [first.feedback(q, a) for q, a in pairs]
+    sent = server.requests
+    assert sent == len(pairs) and first.usage()["total"]["calls"] == sent
+
+    again = make_expert(server.url, cache_path=tmp_path / "cache.sqlite")
+    assert [again.feedback(q, a) for q, a in pairs] == answers
+    assert server.requests == sent
+    assert again.usage()["total"]["calls"] == 0 and again.usage()["fbk"]["cache_hits"] == len(pairs)
+
+    replay = make_expert(server.url, cache_path=tmp_path / "cache.sqlite", cache={"mode": "readonly"})
+    assert replay.feedback(*pairs[0]) == answers[0]
+    question, attempt = first_wrong(task, seed=99)
+    with pytest.raises(CacheMiss, match="readonly"):
+        replay.feedback(question, attempt)
+    assert server.requests == sent
+
+
+def test_readonly_cache_without_a_file_misses(tmp_path, shared_servers, make_expert, tasks):
+    expert = make_expert(shared_servers["word_sort"].url, cache_path=tmp_path / "none.sqlite", cache={"mode": "readonly"})
+    with pytest.raises(CacheMiss):
+        expert.feedback(*first_wrong(tasks["word_sort"]))
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+# =================================================================== (c) faults and retries
+
+
+def test_rate_limits_server_errors_and_timeouts_are_retried(tasks, make_server, make_expert):
+    task = tasks["word_sort"]
+    server = make_server(faults=["429", "500", "timeout"], timeout_sleep=1.5)
+    expert = make_expert(server.url, max_retries=3, timeout_s=0.5)
+    question, attempt = first_wrong(task)
+    assert expert.feedback(question, attempt) == task.check(question, attempt)
+    usage = expert.usage()["fbk"]
+    assert usage["retries"] == 3 and usage["calls"] == 4 == server.requests
+    assert usage["errors"] == {"rate_limit": 1, "server_500": 1, "timeout": 1}
+
+
+@pytest.mark.parametrize("fault, kind", [("garbage", "bad_reply"), ("empty", "empty_reply")])
+def test_garbage_and_empty_replies_raise_expert_error(fault, kind, tasks, make_server, make_expert):
+    server = make_server(faults=[fault, fault])
+    expert = make_expert(server.url)
+    question, attempt = first_wrong(tasks["word_sort"])
+    with pytest.raises(ExpertError):
+        expert.feedback(question, attempt)
+    with pytest.raises(ExpertError):
+        expert.improve(question, attempt, tasks["word_sort"].check(question, attempt))
+    assert expert.usage()["total"]["errors"] == {kind: 2} and server.requests == 2
+
+
+def test_persistent_failure_raises_expert_error_after_max_retries(tasks, make_server, make_expert):
+    server = make_server(faults=["503"] * 3)
+    expert = make_expert(server.url, max_retries=2)
+    with pytest.raises(ExpertError, match="after 3 tries"):
+        expert.feedback(*first_wrong(tasks["word_sort"]))
+    usage = expert.usage()["fbk"]
+    assert server.requests == 3 and usage["retries"] == 2 and usage["failed"] == 1
+    assert expert.feedback(*first_wrong(tasks["word_sort"])).is_error  # the plan is spent: it answers again
+
+
+def test_fault_plans():
+    a, b = (FaultPlan(["429", "500"], rate=0.5, seed=3) for _ in range(2))
+    drawn = [a.fault_for(i) for i in range(40)]
+    assert drawn == [b.fault_for(i) for i in range(40)] and {"ok", "429", "500"} == set(drawn)
+    in_order = FaultPlan(parse_faults("429, ok,timeout"))
+    assert [in_order.fault_for(i) for i in range(4)] == ["429", "ok", "timeout", "ok"]
+    with pytest.raises(ValueError, match="unknown"):
+        FaultPlan(["418"])
+
+
+# =================================================================== (d) concurrency
+
+
+def test_concurrent_requests_overlap_and_are_bounded(tasks, make_server, make_expert):
+    task = tasks["word_sort"]
+    pairs = [(q, a) for q, a in cases(task, 12, seed=5) if a != UNREADABLE][:16]
+    assert len(pairs) == 16
+    latency = 0.2
+    for concurrency, low, high in [(16, 0.0, 0.5 * 16 * latency), (4, 4 * latency * 0.95, 16 * latency)]:
+        server = make_server(latency=latency)
+        expert = make_expert(server.url, concurrency=concurrency)
+        start = time.perf_counter()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda p: expert.feedback(*p), pairs))
+        wall = time.perf_counter() - start
+        assert server.requests == 16
+        assert low <= wall < high, f"concurrency {concurrency}: 16 requests of {latency}s took {wall:.2f}s"
+
+
+# =================================================================== (e) budget
+
+
+def test_budget_stops_new_requests_but_serves_cached_ones(tmp_path, tasks, make_server, make_expert):
+    task, server = tasks["word_sort"], make_server()
+    model = "tripost-pricey"
+    expert = make_expert(server.url, cache_path=tmp_path / "c.sqlite", max_cost_usd=0.01,
+                         fbk={"model": model}, prices={model: {"input": 1000.0, "output": 1000.0}})
+    pairs = cases(task, 3, seed=11)
+    first = expert.feedback(*pairs[0])  # the budget is not spent yet: this one is sent
+    assert expert.usage()["fbk"]["cost_usd"] >= 0.01
+    with pytest.raises(BudgetExceeded, match="max_cost_usd"):
+        expert.feedback(*pairs[1])
+    assert expert.feedback(*pairs[0]) == first
+    assert server.requests == 1 and expert.usage()["unpriced_models"] == []
+    expert.reset_usage()
+    assert expert.usage()["total"]["calls"] == 0
+    with pytest.raises(BudgetExceeded):  # a new accounting period does not refill the budget
+        expert.feedback(*pairs[1])
+    assert not issubclass(BudgetExceeded, ExpertError)
+
+
+def test_unpriced_model_costs_nothing_and_is_reported(shared_servers, make_expert, tasks):
+    expert = make_expert(shared_servers["word_sort"].url, fbk={"model": "no-price-model"})
+    expert.feedback(*first_wrong(tasks["word_sort"]))
+    usage = expert.usage()
+    assert usage["fbk"]["cost_usd"] == 0 and usage["unpriced_models"] == ["no-price-model"]
+
+
+def test_dry_run_makes_no_calls(shared_servers, make_expert, monkeypatch, tasks):
+    monkeypatch.delenv(KEY_ENV)  # a dry run needs no key
+    expert = make_expert(shared_servers["word_sort"].url, dry_run=True)
+    with pytest.raises(BudgetExceeded, match="dry_run"):
+        expert.feedback(*first_wrong(tasks["word_sort"]))
+
+
+# =================================================================== (f) the key
+
+
+def test_missing_key_fails_naming_the_variable(monkeypatch, shared_servers, make_expert):
+    monkeypatch.delenv(KEY_ENV)
+    with pytest.raises(ConfigError, match=KEY_ENV) as info:
+        make_expert(shared_servers["word_sort"].url)
+    assert "\n" not in str(info.value)
+
+
+def test_the_key_never_leaves_the_environment(tmp_path, caplog, tasks, make_server, make_expert):
+    caplog.set_level(logging.DEBUG)  # the openai client's and httpx's debug logs too
+    task = tasks["word_sort"]
+    server = make_server(faults=["500", "500", "500", "garbage"])
+    expert = make_expert(server.url, cache_path=tmp_path / "c.sqlite", max_cost_usd=1e-9,
+                         prices={"gpt-4o-mini": {"input": 1.0, "output": 1.0}})
+    question, attempt = first_wrong(task)
+    messages = []
+    for call in (lambda: expert.feedback(question, task.gold_rationale(question)),  # 3 x 500
+                 lambda: expert.feedback(question, attempt),  # garbage, which costs: the budget is spent
+                 lambda: expert.improve(question, attempt, task.check(question, attempt))):  # BudgetExceeded
+        with pytest.raises((ExpertError, BudgetExceeded)) as info:
+            call()
+        messages.append(str(info.value) + repr(info.value))
+    replay = make_expert(server.url, cache_path=tmp_path / "c.sqlite", cache={"mode": "readonly"})
+    with pytest.raises(CacheMiss) as info:
+        replay.improve(question, attempt, task.check(question, attempt))
+    messages.append(str(info.value))
+    expert.close()
+    cache_bytes = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert len(cache_bytes) > 0
+    for where, text in [("exceptions", "\n".join(messages)), ("usage", json.dumps(expert.usage())),
+                        ("repr", repr(expert) + repr(expert.cache)), ("logs", caplog.text)]:
+        assert FAKE_KEY not in text, where
+        assert FAKE_KEY[-12:] not in text, where
+    assert FAKE_KEY.encode() not in cache_bytes and FAKE_KEY[-12:].encode() not in cache_bytes
+
+
+# =================================================================== (g) reply parsing
+
+
+ATTEMPT = "(1) a\n(2) b\n(2.1) c\n(Final response) So the answer is 3.\n"
+
+
+@pytest.mark.parametrize("reply", [
+    "", "   \n", "I'm sorry, but I can't help with that.", "I cannot evaluate this attempt.",
+    "The attempt looks fine to me.", "Earliest error step: (7)\nError segment: \"x\"\nError reason: y",
+    "Earliest error step: (2)\nError reason: no segment", "Earliest error step: (2)\nError segment: \"x\"",
+    "Earliest error step: somewhere", "Earliest error step:",
+])
+def test_unusable_fbk_replies_raise_expert_error(reply):
+    with pytest.raises(ExpertError):
+        parse_fbk_reply(reply, ATTEMPT)
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("Earliest error step: none", Feedback.correct()),
+    ("```\nEarliest error step: None.\n```", Feedback.correct()),
+    ('Earliest error step: (2.1)\nError segment: ""x" < "y""\nError reason: "y" comes first',
+     Feedback.error("2.1", '"x" < "y"', '"y" comes first')),
+    ('**Earliest error step:** (Final response)\n**Error segment:** "So the answer is 3."\n**Error reason:** it is 4.',
+     Feedback.error(FINAL_STEP, "So the answer is 3.", "it is 4.")),
+    ("Here is my check.\nEarliest error step: Step 2\nError segment: b\nError reason: b is wrong",
+     Feedback.error("2", "b", "b is wrong")),
+    ("Earliest error step: unreadable\nError reason: no steps", Feedback.unparsable("no steps")),
+])
+def test_fbk_replies_parse(reply, expected):
+    assert parse_fbk_reply(reply, ATTEMPT) == expected
+
+
+def test_imp_replies_parse_and_fail_clearly():
+    body = "(1) a\n(2) b2\n(Final response) So the answer is 4.\n"
+    assert parse_imp_reply(f"```\nUpdated Answer: Let's think step by step.\n{body}```\nFeedback: fine") == body
+    assert parse_imp_reply("Sure, here it is:\n" + body) == body
+    for reply in ("", "  ", "I'm sorry, I can't.", "no steps at all", "(1) a\nnot a step\n(Final response) x"):
+        with pytest.raises(ExpertError):
+            parse_imp_reply(reply)
+
+
+# =================================================================== (h) estimate, config, CLI
+
+
+def test_estimate_run_counts_calls_and_cost(tasks):
+    cfg = {"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}}
+    estimate = estimate_run(cfg, tasks["multistep_arithmetic"], n_questions=100, passes=2, iterations=3)
+    assert estimate["trajectories"] == 600
+    assert estimate["fbk"]["calls"] == 600 + 450 and estimate["imp"]["calls"] == 450
+    assert estimate["calls"] > 0 and estimate["prompt_tokens"] > 0 and estimate["cost_usd"] > 0
+    assert estimate["unpriced_models"] == []
+    chat = estimate_run({**cfg, "api": "completions"}, tasks["word_sort"], 10, 1, 1, wrong_share=1.0, rounds=2.0)
+    assert chat["imp"]["calls"] == 20 and chat["cost_usd"] > 0
+
+
+def test_verifier_openai_config_builds_the_expert(tmp_path, shared_servers, tasks):
+    from hydra import compose, initialize_config_dir
+
+    from tripost.config import validate
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.output_dir={tmp_path}", f"paths.root_dir={tmp_path}", "verifier=openai",
+                                           f"verifier.base_url={shared_servers['word_sort'].url}",
+                                           f"verifier.api_key_env={KEY_ENV}"])
+    typed = validate(cfg)  # unresolved: the cache path still reads ${paths.outputs_dir}/...
+    assert typed.verifier.cache.mode == "readwrite" and typed.verifier.prices["gpt-4o-mini"].input > 0
+    expert = build_expert(typed.verifier, tasks["word_sort"], seed=0)
+    try:
+        assert expert.concurrency == 16
+        assert expert.feedback(*first_wrong(tasks["word_sort"])).is_error
+    finally:
+        expert.close()
+    assert (tmp_path / "outputs" / "expert_cache.sqlite").is_file()
+    with pytest.raises(ConfigError, match="verifier.api"):
+        validate(OmegaConf.merge(cfg, {"verifier": {"api": "responses"}}))
+
+
+def test_server_cli_prints_its_url_and_answers(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tripost.experts.server", "--task", "word_sort", "--port", "0"],
+                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
+        models = json.load(urllib.request.urlopen(f"{url}/models", timeout=10))
+        assert models["data"][0]["id"]
+        stats = json.load(urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10))
+        assert stats["requests"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_cache_file_holds_requests_not_secrets(tmp_path, shared_servers, make_expert, tasks):
+    expert = make_expert(shared_servers["word_sort"].url, cache_path=tmp_path / "c.sqlite")
+    expert.feedback(*first_wrong(tasks["word_sort"]))
+    assert len(expert.cache) == 1
+    assert Path(tmp_path / "c.sqlite").stat().st_size > 0
