@@ -263,8 +263,8 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictCo
                 raise ConfigError(f"config key '{key}': a config group cannot change on resume (start a new run)")
             OmegaConf.update(saved, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=False)
         saved.resume = str(run_dir)
-        validate(saved)
-        return saved
+        # Keys added to the schema since that run was saved take their defaults.
+        return OmegaConf.create(OmegaConf.to_container(validate(saved)))
     resolved = OmegaConf.create(OmegaConf.to_container(plain, resolve=True))
     atomic_write_text(saved_path, OmegaConf.to_yaml(resolved))
     return resolved
