@@ -41,12 +41,20 @@ def main(cfg: DictConfig) -> float | None:
 
     import pytorch_lightning as pl
 
+    from tripost.experts import BudgetExceeded
     from tripost.pipeline import run
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = cfg.paths.output_dir
     try:
         results = run(cfg)
+    except ConfigError as e:  # found when a part is built, e.g. an API key missing from the environment
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except BudgetExceeded as e:
+        print(f"stopped: {e}. Finished stages and the expert's replies are saved; "
+              f"resume with: python run.py resume={out_dir} verifier.max_cost_usd=<more>", file=sys.stderr)
+        sys.exit(3)
     finally:
         print(f"\noutput dir: {out_dir}")
     print(results.table())

@@ -120,6 +120,7 @@ class VerifierConfig:
     azure: Optional[AzureConfig] = None
     fbk: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.0, max_tokens=256))
     imp: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.7, max_tokens=1024))
+    att: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.7, max_tokens=1024))
     shots: int = 3
     shot_seed: int = 0
     concurrency: int = 16

@@ -120,6 +120,7 @@ def collect(
     at ``path`` (see ``policy_attempts``); ``seen`` holds the trajectory keys of earlier
     iterations and grows with this one's.
     """
+    expert.reset_usage()  # the expert's calls, tokens and cost are reported per collection
     status: Counter = Counter()
     dropped: Counter = Counter()
     examples: list[TrainExample] = []

@@ -221,21 +221,16 @@ def collect_stage(attempts, task: Task, expert, window, train, tc, out_dir: Path
     return examples, stats
 
 
-def ft_si_demo_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
+def ft_si_demo_stage(cfg, task: Task, expert, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
     """"ft SI. demo" (SPEC 8): the expert writes the attempts too; the same editing and
     post-processing; one round of weighted training from the ft rationale model. False when
     a non-zero rank of a multi-process run is done."""
-    from tripost.experts import build_expert
     from tripost.loop import expert_attempts
 
     tc, out_dir = cfg.tripost, run_dir / "ft_si_demo"
     window = train[: tc.window_size] if tc.window_size else train
-    expert = build_expert(cfg.verifier, task, seed=cfg.seed)
-    try:
-        examples, stats = collect_stage(partial(expert_attempts, expert, window), task, expert,
-                                        window, train, tc, out_dir, cfg.seed, set())
-    finally:
-        expert.close()
+    examples, stats = collect_stage(partial(expert_attempts, expert, window), task, expert,
+                                    window, train, tc, out_dir, cfg.seed, set())
     log.info("ft_si_demo: %s", stats)
     if train_stage(cfg, model_dir, examples, tc.train, out_dir, loggers, cfg.seed,
                    section_weight=tc.train.self_improve_section_weight) is None:
@@ -245,10 +240,10 @@ def ft_si_demo_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Pat
     return True
 
 
-def tripost_iterations(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> None:
+def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, run_dir: Path, results: Results,
+                       loggers) -> None:
     """TriPosT iterations t = 1..T: collect edited trajectories, train from the previous model,
     evaluate. Stops early when an iteration collects fewer than min_data_length examples."""
-    from tripost.experts import build_expert
     from tripost.loop import policy_attempts
 
     tc = cfg.tripost
@@ -256,13 +251,8 @@ def tripost_iterations(cfg, task: Task, train, test, model_dir: Path, run_dir: P
     seen: set[str] = set()
     for k in range(1, tc.num_iterations + 1):
         iter_dir = run_dir / f"iter_{k}"
-        expert = build_expert(cfg.verifier, task, seed=cfg.seed + k)
-        try:
-            attempts = policy_attempts(partial(generation_policy, cfg, model_dir), task, window, tc)
-            examples, stats = collect_stage(attempts, task, expert, window, train, tc, iter_dir,
-                                            cfg.seed + 1000 * k, seen)
-        finally:
-            expert.close()
+        attempts = policy_attempts(partial(generation_policy, cfg, model_dir), task, window, tc)
+        examples, stats = collect_stage(attempts, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
         log.info("iteration %d: %s", k, stats)
         if stats["examples"] < max(1, tc.min_data_length):
             log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
@@ -277,7 +267,23 @@ def tripost_iterations(cfg, task: Task, train, test, model_dir: Path, run_dir: P
 
 
 # ---------------------------------------------------------------------------- the run
+def expert_estimate(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path) -> dict[str, Any]:
+    """verifier.dry_run: the calls and cost the run's expert would make, saved and returned."""
+    from tripost.experts.openai_expert import estimate_run
+
+    tc = cfg.tripost
+    window = len(train[: tc.window_size] if tc.window_size else train)
+    estimate = estimate_run(cfg.verifier, task, window, passes=tc.max_data_itr,
+                            iterations=tc.num_iterations + int(cfg.baselines.ft_si_demo))
+    write_json(run_dir / "expert_estimate.json", estimate)
+    return estimate
+
+
 def run(cfg: DictConfig) -> Results:
+    """All stages in order. Raises BudgetExceeded when the expert's budget is spent, with every
+    finished stage (and the expert's reply cache) saved: resume with a larger budget."""
+    from tripost.experts import build_expert
+
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task = get_task(cfg.task.name, **cfg.task.options)
@@ -289,7 +295,17 @@ def run(cfg: DictConfig) -> Results:
     if cfg.model.kind == "gold":
         results.add("gold", evaluate_stage(GoldPolicy(task), task, test, cfg, run_dir / "gold"))
         return results
+    if cfg.verifier.get("dry_run"):
+        estimate = expert_estimate(cfg, task, train, run_dir)
+        print(f"dry run: about {estimate['calls']} expert calls, {estimate['prompt_tokens']} prompt and "
+              f"{estimate['completion_tokens']} completion tokens, {estimate['cost_usd']} USD "
+              f"(unpriced models: {estimate['unpriced_models'] or 'none'}); details in {run_dir / 'expert_estimate.json'}")
+        return results
 
+    # One expert for the whole run (its budget covers the run); built first, so that a missing
+    # API key fails at start-up rather than after training.
+    needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0
+    expert = build_expert(cfg.verifier, task, seed=cfg.seed) if needs_expert else None
     start_dir = initial_model(cfg, task, train, run_dir)
     loggers = build_loggers(cfg)
     status = "failed"
@@ -300,11 +316,15 @@ def run(cfg: DictConfig) -> Results:
             return results
         # Evaluate the saved checkpoint: what users get is what is scored.
         results.add("ft_rationale", evaluate_stage(generation_policy(cfg, out / "model"), task, test, cfg, out))
-        if cfg.baselines.ft_si_demo and not ft_si_demo_stage(cfg, task, train, test, out / "model", run_dir, results, loggers):
+        if cfg.baselines.ft_si_demo and not ft_si_demo_stage(cfg, task, expert, train, test, out / "model", run_dir,
+                                                             results, loggers):
             status = "success"
             return results
-        tripost_iterations(cfg, task, train, test, out / "model", run_dir, results, loggers)
+        if cfg.tripost.num_iterations > 0:
+            tripost_iterations(cfg, task, expert, train, test, out / "model", run_dir, results, loggers)
         status = "success"
     finally:
         close_loggers(loggers, status)
+        if expert is not None:
+            expert.close()
     return results

@@ -32,6 +32,9 @@ class Expert(ABC):
         """Calls, cache hits, tokens and cost so far (empty for experts that call no API)."""
         return {}
 
+    def reset_usage(self) -> None:
+        """Start a new accounting period (one per collection); a budget still counts the whole run."""
+
     def reseed(self, seed: int) -> None:
         """Fix the expert's randomness for one collection pass, so a resumed pass edits the same."""
 

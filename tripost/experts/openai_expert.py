@@ -41,6 +41,7 @@ from tripost.config import ConfigError, VerifierConfig
 from tripost.experts.base import BudgetExceeded, Expert, ExpertError
 from tripost.experts.cache import ReplyCache
 from tripost.experts.prompts import (
+    ATT,
     COMPLETION_STOP,
     FBK,
     IMP,
@@ -58,7 +59,7 @@ from tripost.tasks import Task
 
 log = logging.getLogger("tripost.experts.openai")
 
-ROLES = (FBK, IMP)
+ROLES = (FBK, IMP, ATT)  # ATT: the expert's own attempts, for the ft SI. demo baseline
 T = TypeVar("T")
 
 
@@ -244,6 +245,7 @@ class OpenAIExpert(Expert):
         self.max_retries, self.timeout_s = max(0, int(cfg.max_retries)), float(cfg.timeout_s)
         self.backoff_base_s, self.backoff_max_s = float(cfg.backoff_base_s), float(cfg.backoff_max_s)
         self.dry_run = bool(cfg.dry_run)
+        self.seed = seed
         self.roles = {role: role_settings(cfg, role, self.api) for role in ROLES}
         # Demonstrations depend on shot_seed only, not on the run's seed: every run and iteration
         # sends the same prompts for the same attempts, so they share the cache.
@@ -299,6 +301,17 @@ class OpenAIExpert(Expert):
         text = self._complete(request)
         body = self._parse(IMP, text, lambda: parse_imp_reply(text))
         return merge_update(attempt, feedback, body)
+
+    def attempt(self, question: str) -> str:
+        """The LLM's own attempt, sampled with the pass's seed (sent as the request's ``seed``,
+        so each pass asks anew and a repeated pass hits the cache)."""
+        request = self._request(ATT, self.prompts.att_messages, self.prompts.att_prompt, question)
+        request["seed"] = self.seed
+        text = self._complete(request)
+        return self._parse(ATT, text, lambda: parse_imp_reply(text, role="ATT"))
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
 
     # ------------------------------------------------------------------ accounting
     def usage(self) -> dict:
@@ -379,6 +392,8 @@ class OpenAIExpert(Expert):
         }
         if request["stop"]:
             kwargs["stop"] = request["stop"]
+        if "seed" in request:
+            kwargs["seed"] = request["seed"]
         if self.api == "chat":
             reply = await self._client.chat.completions.create(messages=request["messages"], **kwargs)
             text = reply.choices[0].message.content if reply.choices else ""
@@ -473,7 +488,7 @@ def estimate_run(
 
     prices = price_table(cfg)
     per_role: dict[str, Any] = {}
-    for role in ROLES:
+    for role in (FBK, IMP):
         s = role_settings(cfg, role, api)
         prompt_each = sum(prompt_len(role, d) for d in samples_) / len(samples_)
         replies = [render_fbk_reply(d.feedback) if role == FBK else d.update for d in samples_]

@@ -30,14 +30,15 @@ from tripost.experts.scripted import ScriptedExpert
 from tripost.formats import ANSWER_HEADER, FINAL_STEP, UPDATE_HEADER, Feedback, Step, parse_step, split_steps
 from tripost.tasks import Task
 
-FBK, IMP = "fbk", "imp"
+FBK, IMP, ATT = "fbk", "imp", "att"  # feedback, improvement, and the expert's own attempts (ft SI. demo)
 
 QUESTION_MARK = "[QUESTION]"
 ATTEMPT_MARK = "[ATTEMPT]"
 FEEDBACK_MARK = "[FEEDBACK]"
 FBK_SLOT = "[YOUR FEEDBACK]"
 IMP_SLOT = "[UPDATED ATTEMPT]"
-MARKERS = (QUESTION_MARK, ATTEMPT_MARK, FEEDBACK_MARK, FBK_SLOT, IMP_SLOT)
+ATT_SLOT = "[YOUR ATTEMPT]"
+MARKERS = (QUESTION_MARK, ATTEMPT_MARK, FEEDBACK_MARK, FBK_SLOT, IMP_SLOT, ATT_SLOT)
 
 # A completion model would go on to invent the next example: stop where it would begin.
 COMPLETION_STOP = [QUESTION_MARK]
@@ -64,6 +65,12 @@ the wrong step again correctly, and continue step by step in the same format, on
 up to the last line "(Final response) So the answer is ...". Write nothing else."""
 
 
+ATT_INSTRUCTIONS = f"""\
+You answer questions step by step. Each request gives a question after {QUESTION_MARK}. Write your \
+answer after {ATT_SLOT}: numbered steps such as (1), (2), (2.1), one step per line, in the same \
+format as the examples, up to the last line "(Final response) So the answer is ...". Write nothing else."""
+
+
 @dataclass(frozen=True)
 class Demo:
     """One worked example: a question, its gold rationale, a wrong attempt, FBK on it, IMP's update."""
@@ -79,7 +86,7 @@ class Demo:
 class ParsedRequest:
     """What a final request asks: FBK on (question, attempt), or IMP of it given ``feedback``."""
 
-    role: str  # "fbk" | "imp"
+    role: str  # "fbk" | "imp" | "att"
     question: str
     attempt: str
     feedback: Feedback | None = None
@@ -203,14 +210,15 @@ def parse_fbk_reply(text: str, attempt: str) -> Feedback:
     return Feedback.error(step, _unquote(segment), reason)
 
 
-def parse_imp_reply(text: str) -> str:
-    """The updated attempt body in an IMP reply: its step lines, each ending in a newline.
+def parse_imp_reply(text: str, role: str = "IMP") -> str:
+    """The updated attempt body in an IMP reply (or the attempt in an ATT reply): its step
+    lines, each ending in a newline.
 
     Code fences, an "Updated Answer: ..." header and any chatter before the first step line or
     after the "(Final response)" line are dropped. Raises ExpertError if the reply is empty, has
     no step line, or has a line between its steps that is not a step."""
     if not text or not text.strip():
-        raise ExpertError("IMP reply is empty")
+        raise ExpertError(f"{role} reply is empty")
     steps: list[Step] = []
     for line in _strip_fences(text).split("\n"):
         if not line.strip():
@@ -219,14 +227,14 @@ def parse_imp_reply(text: str) -> str:
         if step is None:
             if not steps:
                 continue  # a header such as "Updated Answer: ..." or a preamble
-            raise ExpertError(f"IMP reply has a line that is not a step: {_snippet(line)}")
+            raise ExpertError(f"{role} reply has a line that is not a step: {_snippet(line)}")
         steps.append(step)
         if step.id == FINAL_STEP:
             break  # anything after the final response (a feedback, a new question) is not ours
     if not steps:
         if _REFUSAL.match(text.strip()):
-            raise ExpertError(f"IMP refused: {_snippet(text)}")
-        raise ExpertError(f"IMP reply has no step lines: {_snippet(text)}")
+            raise ExpertError(f"{role} refused: {_snippet(text)}")
+        raise ExpertError(f"{role} reply has no step lines: {_snippet(text)}")
     return "".join(s.line + "\n" for s in steps)
 
 
@@ -322,6 +330,21 @@ class PromptBuilder:
         kept = "".join(s.line + "\n" for s in kept_steps(attempt, feedback))
         return f"{IMP_INSTRUCTIONS}\n\n{shown}{self.imp_block(question, attempt, feedback)}{self._update_header()}{kept}"
 
+    # ------------------------------------------------------------------ ATT
+    def att_block(self, question: str) -> str:
+        """One ATT request: the question, ending with the slot line of the reply."""
+        return f"{QUESTION_MARK}\nQ: {question}\n{ATT_SLOT}\n"
+
+    def att_messages(self, question: str) -> list[dict]:
+        messages = [{"role": "system", "content": ATT_INSTRUCTIONS}]
+        for d in self.demos:
+            messages += [{"role": "user", "content": self.att_block(d.question)}, {"role": "assistant", "content": d.gold}]
+        return messages + [{"role": "user", "content": self.att_block(question)}]
+
+    def att_prompt(self, question: str) -> str:
+        shown = "".join(f"{self.att_block(d.question)}{d.gold}\n" for d in self.demos)
+        return f"{ATT_INSTRUCTIONS}\n\n{shown}{self.att_block(question)}"
+
 
 # =================================================================== reading requests back
 
@@ -348,6 +371,8 @@ def parse_request(text: str) -> ParsedRequest:
         raise ValueError(f"no {QUESTION_MARK} line in the request")
     sections = _sections(text[start:])
     question_lines = sections.get(QUESTION_MARK, [])
+    if ATT_SLOT in sections and question_lines and question_lines[0].startswith("Q: "):
+        return ParsedRequest(ATT, "\n".join(question_lines)[len("Q: "):].strip("\n"), "")
     attempt_lines = sections.get(ATTEMPT_MARK)
     if not question_lines or not question_lines[0].startswith("Q: ") or attempt_lines is None:
         raise ValueError("the request has no 'Q: ...' question and attempt")

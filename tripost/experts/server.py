@@ -1,8 +1,9 @@
-"""An OpenAI-compatible HTTP server of our own that answers FBK and IMP prompts with the scripted expert.
+"""An OpenAI-compatible HTTP server of our own that answers FBK, IMP and ATT prompts with the scripted expert.
 
 It lets ``verifier=openai`` run end to end with no API and no key (any Authorization header is
 accepted): tests, benchmarks of concurrency and retries, and demos. It reads the question, the
-attempt (and, for IMP, the feedback) out of the last request block of the prompt
+attempt (and, for IMP, the feedback) out of the last request block of the prompt; an ATT request
+(the expert's own attempt, for ft SI. demo) gets the scripted attempt for the request's ``seed``
 (``prompts.parse_request``) and answers in exactly the formats ``prompts`` parses, with a
 ``usage`` block counting 4 characters a token.
 
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tripost.experts.prompts import FBK, approx_tokens, kept_steps, parse_chat_request, parse_request, render_fbk_reply, request_text
+from tripost.experts.prompts import ATT, FBK, approx_tokens, kept_steps, parse_chat_request, parse_request, render_fbk_reply, request_text
 from tripost.experts.scripted import ScriptedExpert
 from tripost.formats import split_steps
 from tripost.tasks import get_task
@@ -79,11 +80,12 @@ class ScriptedServer(ThreadingHTTPServer):
     daemon_threads = True  # a sleeping "timeout" handler must not hold up shutdown
 
     def __init__(self, address: tuple[str, int], task_name: str, latency: float = 0.0,
-                 faults: FaultPlan | None = None, timeout_sleep: float = 5.0):
+                 faults: FaultPlan | None = None, timeout_sleep: float = 5.0, attempt_error_rate: float = 0.5):
         super().__init__(address, Handler)
         self.task = get_task(task_name)
         self.expert = ScriptedExpert(self.task)
         self.latency, self.timeout_sleep = latency, timeout_sleep
+        self.attempt_error_rate = attempt_error_rate  # ATT: share of attempts with an injected error
         self.plan = faults or FaultPlan()
         self._lock = threading.Lock()
         self.requests = 0  # completion requests received
@@ -121,6 +123,10 @@ class ScriptedServer(ThreadingHTTPServer):
             parsed = parse_request(prompt)
         if parsed.role == FBK:
             return render_fbk_reply(self.expert.feedback(parsed.question, parsed.attempt))
+        if parsed.role == ATT:
+            # The request's seed picks the attempt, as the scripted expert's pass seed does.
+            writer = ScriptedExpert(self.task, seed=int(body.get("seed") or 0), attempt_error_rate=self.attempt_error_rate)
+            return writer.attempt(parsed.question)
         update = self.expert.improve(parsed.question, parsed.attempt, parsed.feedback)
         if update is None:
             return "I cannot improve this attempt."
@@ -147,10 +153,10 @@ class ScriptedServer(ThreadingHTTPServer):
 
 def start_server(task_name: str, port: int = 0, latency: float = 0.0, faults: list[str] | FaultPlan | None = None,
                  fault_rate: float = 0.0, fault_seed: int = 0, timeout_sleep: float = 5.0,
-                 host: str = "127.0.0.1") -> ScriptedServer:
+                 host: str = "127.0.0.1", attempt_error_rate: float = 0.5) -> ScriptedServer:
     """A server answering in a background thread; ``.url``, ``.requests``, ``.stats()``, ``.shutdown()``."""
     plan = faults if isinstance(faults, FaultPlan) else FaultPlan(list(faults or []), fault_rate, fault_seed)
-    return ScriptedServer((host, port), task_name, latency, plan, timeout_sleep).start()
+    return ScriptedServer((host, port), task_name, latency, plan, timeout_sleep, attempt_error_rate).start()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -255,9 +261,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="> 0: every request fails with this probability instead")
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault-rate draws")
     parser.add_argument("--timeout-sleep", type=float, default=120.0, help="seconds a 'timeout' fault sleeps before answering")
+    parser.add_argument("--attempt-error-rate", type=float, default=0.5,
+                        help="ATT requests: share of attempts with an injected error (as verifier.attempt_error_rate of the scripted expert)")
     args = parser.parse_args(argv)
     plan = FaultPlan(parse_faults(args.faults), args.fault_rate, args.fault_seed)
-    server = ScriptedServer((args.host, args.port), args.task, args.latency, plan, args.timeout_sleep)
+    server = ScriptedServer((args.host, args.port), args.task, args.latency, plan, args.timeout_sleep, args.attempt_error_rate)
     print(server.url, flush=True)
     try:
         server.serve_forever()
