@@ -203,3 +203,29 @@ def test_scripted_imp_errors_do_not_depend_on_call_order(task):
     first = [a.improve(Q, WRONG, fb) for _ in range(3)]
     b.improve(Q, WRONG_FINAL, task.check(Q, WRONG_FINAL))  # another call in between changes nothing
     assert b.improve(Q, WRONG, fb) == first[0] == first[1] == first[2]
+
+
+def test_an_expert_attempt_that_fails_drops_only_its_question(task, tmp_path):
+    from types import SimpleNamespace
+
+    from tripost.editing import EXPERT_ERROR
+    from tripost.experts import ExpertError
+    from tripost.loop import edit_all, expert_attempts
+    from tripost.tasks import Example
+
+    class FlakyWriter(ScriptedExpert):
+        def attempt(self, question):
+            if question == Q:
+                raise ExpertError("garbage")
+            return super().attempt(question)
+
+    other = "((1 + 2) * (3 - 4)) ="
+    window = [Example(Q, "4", "l2_d2", True), Example(other, task.gold_answer(other), "l2_d2", True)]
+    writer = FlakyWriter(task, attempt_error_rate=0.0)
+    outputs = expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0)
+    assert outputs[0] is None and outputs[1] == task.gold_rationale(other)
+    assert expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0) == outputs  # read back
+    cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000)
+    results = edit_all(task, writer, window, outputs, cfg, tmp_path / "edited.jsonl")
+    assert (results[0].status, results[0].reason) == (DROPPED, EXPERT_ERROR)
+    assert results[1].status == KEPT

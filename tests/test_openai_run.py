@@ -107,3 +107,34 @@ def test_spent_budget_stops_the_run_cleanly(tmp_path, server, monkeypatch):
     rows = json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["ft_rationale"]  # what finished before is kept
     assert 0 < server.requests < 100
+
+
+def test_faults_drop_only_their_trajectories(tmp_path, monkeypatch):
+    """Rate limits, server errors and timeouts are retried; garbage replies drop just their
+    trajectory (counted as expert_error); every other trajectory is as in the scripted run."""
+    from tripost.experts.server import FaultPlan
+
+    monkeypatch.setenv("TRIPOST_TEST_KEY", KEY)
+    faulty = start_server("word_sort", faults=FaultPlan(["429", "500", "timeout", "garbage"], rate=0.15, seed=1),
+                          timeout_sleep=3.0)
+    try:
+        common = ["debug=fast", "tripost.window_size=12"]
+        run_cli(*common, f"hydra.run.dir={tmp_path / 'scripted'}")
+        run_cli(*common, "verifier=openai", f"verifier.base_url={faulty.url}", "verifier.api_key_env=TRIPOST_TEST_KEY",
+                f"verifier.cache.path={tmp_path / 'c.sqlite'}", "verifier.concurrency=4", "verifier.shots=2",
+                "verifier.timeout_s=1", "verifier.backoff_base_s=0.05", "verifier.max_retries=3",
+                f"hydra.run.dir={tmp_path / 'faulty'}")
+        injected = faulty.stats()["faults_injected"]
+    finally:
+        faulty.shutdown()
+    assert injected.get("429") and injected.get("500") and injected.get("garbage")
+    path = "ft_si_demo/pass_0/edited.jsonl"
+    want = [json.loads(line) for line in (tmp_path / "scripted" / path).read_text().splitlines()]
+    got = [json.loads(line) for line in (tmp_path / "faulty" / path).read_text().splitlines()]
+    assert len(got) == len(want)
+    lost = [g for g, w in zip(got, want) if g != w]
+    assert lost and all(g["status"] == "dropped" and g["reason"] == "expert_error" for g in lost)
+    assert len(lost) < len(got)
+    stats = json.loads((tmp_path / "faulty" / "ft_si_demo" / "stats.json").read_text())
+    assert stats["dropped_by_reason"]["expert_error"] == len(lost)
+    assert stats["expert"]["total"]["retries"] > 0

@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
-from tripost.editing import DROPPED, EditResult, edit_trajectory
-from tripost.experts import Expert
+from tripost.editing import DROPPED, EXPERT_ERROR, EditResult, edit_trajectory
+from tripost.experts import Expert, ExpertError
 from tripost.generation import Sampling
 from tripost.inference import positive_feedback_done
 from tripost.io import read_jsonl, write_jsonl
@@ -59,13 +59,20 @@ def rollout(policy, task: Task, window: list[Example], sampling: Sampling, seed:
     return outputs
 
 
-def expert_attempts(expert: Expert, window: list[Example], path: Path, seed: int) -> list[str]:
+def expert_attempts(expert: Expert, window: list[Example], path: Path, seed: int) -> list[str | None]:
     """The expert's own attempts for the window ("ft SI. demo"), read back from ``path`` on resume."""
     if path.is_file():
         return [r["output"] for r in read_jsonl(path)]
     expert.reseed(seed)
+
+    def attempt(question: str) -> str | None:
+        try:
+            return expert.attempt(question)
+        except ExpertError:
+            return None  # no attempt: the trajectory is dropped as an expert error, the rest go on
+
     with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
-        outputs = list(tqdm(pool.map(expert.attempt, [e.question for e in window]), total=len(window),
+        outputs = list(tqdm(pool.map(attempt, [e.question for e in window]), total=len(window),
                             desc=f"expert attempts {path.parent.name}", unit="q"))
     write_jsonl(path, [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)])
     return outputs
@@ -80,6 +87,8 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
 
     def edit(pair):
         e, o = pair
+        if o is None:
+            return EditResult(DROPPED, reason=EXPERT_ERROR)
         return edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars)
 
     # An API expert waits on the network: edit that many trajectories at once (threads suffice).
