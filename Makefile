@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke gold test test-all lint clean
+.PHONY: help install run smoke gold expert-server test test-all lint clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ smoke: install ## One tiny pass of everything in seconds (debug=fast)
 
 gold: install ## Evaluate the gold policy on both tasks: must print 100.0 everywhere
 	$(PY) run.py -m model=gold task=multistep_arithmetic,word_sort logger=none $(ARGS)
+
+expert-server: install ## Our OpenAI-compatible server (scripted expert) for verifier=openai; ARGS="--task word_sort --port 8000"
+	$(PY) -m tripost.experts.server $(if $(ARGS),$(ARGS),--task word_sort --port 8000)
 
 test: install ## The test suite, slow tests excluded (what CI runs)
 	$(PY) -m pytest -m "not slow" $(ARGS)
