@@ -5,6 +5,7 @@ from __future__ import annotations
 from tripost.tasks.base import Cell, Example, Task
 
 _REGISTRY: dict[str, str] = {
+    "date_understanding": "tripost.tasks.date_understanding:DateUnderstanding",
     "logical_deduction": "tripost.tasks.logical_deduction:LogicalDeduction",
     "multistep_arithmetic": "tripost.tasks.multistep_arithmetic:MultistepArithmetic",
     "word_sort": "tripost.tasks.word_sort:WordSort",
