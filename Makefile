@@ -28,8 +28,8 @@ run: install ## The main job on the embedded default (tiny model, scripted exper
 smoke: install ## One tiny pass of everything in seconds (debug=fast)
 	$(PY) run.py debug=fast $(ARGS)
 
-gold: install ## Evaluate the gold policy on both tasks: must print 100.0 everywhere
-	$(PY) run.py -m model=gold task=multistep_arithmetic,word_sort logger=none $(ARGS)
+gold: install ## Evaluate the gold policy on every task: must print 100.0 everywhere
+	$(PY) run.py -m model=gold task=multistep_arithmetic,word_sort,date_understanding,logical_deduction logger=none $(ARGS)
 
 expert-server: install ## Our OpenAI-compatible server (scripted expert) for verifier=openai; ARGS="--task word_sort --port 8000"
 	$(PY) -m tripost.experts.server $(if $(ARGS),$(ARGS),--task word_sort --port 8000)

@@ -55,6 +55,15 @@ def test_fast_end_to_end_run(tmp_path):
     assert set(check_run_dir(tmp_path, "ft_si_demo", "word_sort", 42)) >= si_keys
 
 
+@pytest.mark.parametrize("task", ["date_understanding", "logical_deduction"])
+def test_fast_end_to_end_run_of_the_generated_tasks(tmp_path, task):
+    run_cli("debug=fast", f"task={task}", f"hydra.run.dir={tmp_path}")
+    for method in ("ft_rationale", "ft_si_demo"):
+        check_run_dir(tmp_path, method, task, 42)
+    demo = json.loads((tmp_path / "ft_si_demo" / "stats.json").read_text())
+    assert demo["trajectories"].get("edited", 0) > 0 and demo["improvement"] > 0  # injected errors, fixed by IMP
+
+
 @pytest.mark.parametrize("task", ["multistep_arithmetic", "word_sort"])
 def test_gold_policy_scores_100(tmp_path, task):
     run_cli("model=gold", f"task={task}", "logger=none", "task.test.per_cell=5", f"hydra.run.dir={tmp_path}")
