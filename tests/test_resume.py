@@ -42,6 +42,10 @@ STAGES = [
     "init_model/config.json",
     "ft_rationale/model/config.json",
     "ft_rationale/eval.json",
+    "ft_si_demo/pass_0/rollouts.jsonl",
+    "ft_si_demo/stats.json",
+    "ft_si_demo/model/config.json",
+    "ft_si_demo/eval.json",
     "iter_1/pass_0/rollouts.jsonl",
     "iter_1/pass_0/edited.jsonl",
     "iter_1/stats.json",
@@ -82,7 +86,7 @@ def rows(run_dir: Path) -> list[dict]:
 def test_killed_after_every_stage_and_resumed_matches_uninterrupted(tmp_path):
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     run_to_end(*ARGS, f"hydra.run.dir={reference}")
-    assert {r["method"] for r in rows(reference)} == {"ft_rationale", "tripost_t1"}
+    assert {r["method"] for r in rows(reference)} == {"ft_rationale", "ft_si_demo", "tripost_t1"}
 
     assert run_until(killed / STAGES[0], *ARGS, f"hydra.run.dir={killed}")
     kills = 1
@@ -94,6 +98,6 @@ def test_killed_after_every_stage_and_resumed_matches_uninterrupted(tmp_path):
     assert kills >= 4
 
     assert rows(killed) == rows(reference)
-    for name in ["data/train.jsonl", "iter_1/train.jsonl", "iter_1/pass_0/edited.jsonl", "iter_1/predictions.jsonl"]:
+    for name in ["data/train.jsonl", "ft_si_demo/train.jsonl", "iter_1/train.jsonl", "iter_1/pass_0/edited.jsonl", "iter_1/predictions.jsonl"]:
         assert (killed / name).read_text() == (reference / name).read_text(), name
     assert not list(killed.rglob(".*.tmp"))  # no half-written file or directory left behind
