@@ -172,8 +172,17 @@ class TriPosTConfig:
 
 
 @dataclass
+class LMSIConfig:
+    enabled: bool = False
+    samples: int = 8
+    temperature: float = 1.2
+    keep: str = "correct"
+
+
+@dataclass
 class BaselinesConfig:
     ft_si_demo: bool = False
+    lmsi: LMSIConfig = field(default_factory=LMSIConfig)
 
 
 @dataclass
@@ -210,6 +219,7 @@ CHOICES = {
     "sft.loss_normalize": ("tokens", "weights"),
     "tripost.train.loss_normalize": ("tokens", "weights"),
     "verifier.name": ("scripted", "openai"),
+    "baselines.lmsi.keep": ("correct", "majority"),
     "verifier.api": ("chat", "completions"),
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
 }

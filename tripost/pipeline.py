@@ -1,4 +1,4 @@
-"""The experiment, as a flat list of stages: data, model, ft rationale, TriPosT iterations.
+"""The experiment, as a flat list of stages: data, model, ft rationale, the baselines (ft SI. demo, LMSI), TriPosT iterations.
 
 This module only orchestrates. Tasks own questions and checking, experts own feedback and
 improvement, ``editing``/``postprocess``/``loop`` own data collection, ``training`` owns the
@@ -240,6 +240,38 @@ def ft_si_demo_stage(cfg, task: Task, expert, train, test, model_dir: Path, run_
     return True
 
 
+def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
+    """LMSI (SPEC 8): self-consistent samples of the ft rationale model, one round of training
+    from it. False when a non-zero rank of a multi-process run is done."""
+    from tripost.generation import after_final_response
+    from tripost.lmsi import self_consistent_examples
+
+    lc, tc, out_dir = cfg.baselines.lmsi, cfg.tripost, run_dir / "lmsi"
+    window = train[: tc.window_size] if tc.window_size else train
+    samples_path, stats_path = out_dir / "samples.jsonl", out_dir / "stats.json"
+    if samples_path.is_file():
+        samples = [r["samples"] for r in read_jsonl(samples_path)]
+    else:
+        policy = generation_policy(cfg, model_dir)
+        prompts = [task.prompt(e.question) for e in window for _ in range(lc.samples)]
+        sampling = Sampling(do_sample=True, temperature=lc.temperature, max_new_tokens=tc.max_new_tokens)
+        with tqdm(total=len(prompts), desc="lmsi samples", unit="sample") as bar:
+            flat = policy.complete(prompts, sampling, stop=after_final_response, progress=bar.update, seed=cfg.seed + 7)
+        samples = [flat[i * lc.samples:(i + 1) * lc.samples] for i in range(len(window))]
+        write_jsonl(samples_path, [{"question": e.question, "samples": s} for e, s in zip(window, samples, strict=True)])
+    examples, stats = self_consistent_examples(task, window, samples, lc.keep)
+    write_json(stats_path, stats)
+    log.info("lmsi: %s", stats)
+    if not examples:
+        log.warning("lmsi: no sample kept; no lmsi row")
+        return True
+    if train_stage(cfg, model_dir, examples, tc.train, out_dir, loggers, cfg.seed) is None:
+        return False
+    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
+    results.add("lmsi", {**metrics, "train_examples": stats["examples"]})
+    return True
+
+
 def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, run_dir: Path, results: Results,
                        loggers) -> None:
     """TriPosT iterations t = 1..T: collect edited trajectories, train from the previous model,
@@ -318,6 +350,9 @@ def run(cfg: DictConfig) -> Results:
         results.add("ft_rationale", evaluate_stage(generation_policy(cfg, out / "model"), task, test, cfg, out))
         if cfg.baselines.ft_si_demo and not ft_si_demo_stage(cfg, task, expert, train, test, out / "model", run_dir,
                                                              results, loggers):
+            status = "success"
+            return results
+        if cfg.baselines.lmsi.enabled and not lmsi_stage(cfg, task, train, test, out / "model", run_dir, results, loggers):
             status = "success"
             return results
         if cfg.tripost.num_iterations > 0:
