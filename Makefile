@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run smoke gold expert-server test test-all lint clean
+.PHONY: help install install-sweep run smoke gold expert-server paper-table test test-all lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,13 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP) ## Create .venv and install tripost with its pinned dependencies
 
+SWEEP_STAMP := $(VENV)/.installed-sweep
+$(SWEEP_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev,sweep]"
+	@touch $(SWEEP_STAMP)
+
+install-sweep: $(SWEEP_STAMP) ## Also install the Hydra joblib (local) and submitit (SLURM) launchers
+
 run: install ## The main job on the embedded default (tiny model, scripted expert, CPU); ARGS="task=word_sort" adds overrides
 	$(PY) run.py $(ARGS)
 
@@ -33,6 +40,17 @@ gold: install ## Evaluate the gold policy on every task: must print 100.0 everyw
 
 expert-server: install ## Our OpenAI-compatible server (scripted expert) for verifier=openai; ARGS="--task word_sort --port 8000"
 	$(PY) -m tripost.experts.server $(if $(ARGS),$(ARGS),--task word_sort --port 8000)
+
+# paper-table: every experiment x seed as one Hydra multirun, 2 jobs at once with 1 thread each.
+PT_EXPERIMENTS ?= tiny,tiny_auto,tiny_w1,tiny_lmsi
+PT_SEEDS ?= 1,2,3
+ifndef PT_DIR
+PT_DIR := outputs/paper_table/$(shell date +%Y-%m-%d_%H-%M-%S)
+endif
+paper-table: install-sweep ## All rows x 3 seeds on the tiny default (joblib multirun), then aggregate.md and PNG plots in PT_DIR
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) run.py -m experiment=$(PT_EXPERIMENTS) seed=$(PT_SEEDS) \
+	  hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=$(PT_DIR) $(ARGS)
+	$(PY) scripts/aggregate.py $(PT_DIR)
 
 test: install ## The test suite, slow tests excluded (what CI runs)
 	$(PY) -m pytest -m "not slow" $(ARGS)

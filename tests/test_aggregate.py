@@ -18,6 +18,9 @@ def test_aggregate_a_partial_sweep(tmp_path):
     write_results(tmp_path / "0_seed1", 1, [{"method": "ft_rationale", "seen": 10.0, "total": 4.0},
                                             {"method": "tripost_t1", "seen": 20.0, "total": 6.0}])
     write_results(tmp_path / "1_seed2", 2, [{"method": "ft_rationale", "seen": 20.0, "total": 8.0}])
+    # another experiment of the sweep repeats seed 2's ft_rationale row: it counts once
+    write_results(tmp_path / "3_seed2", 2, [{"method": "ft_rationale", "seen": 20.0, "total": 8.0},
+                                            {"method": "tripost_auto_t1", "seen": 30.0, "total": 9.0}])
     (tmp_path / "2_seed3").mkdir()  # a job that has not finished: no results.json yet
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "aggregate.py"), str(tmp_path)],
                           capture_output=True, text=True, check=True)
@@ -26,3 +29,5 @@ def test_aggregate_a_partial_sweep(tmp_path):
     agg = json.loads((tmp_path / "aggregate.json").read_text())
     assert agg["ft_rationale"]["seen"]["values"] == [10.0, 20.0]
     assert (tmp_path / "aggregate.md").read_text() in proc.stdout + "\n"
+    for png in ("accuracy.png", "self_improvement.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

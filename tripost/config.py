@@ -156,6 +156,7 @@ class IterationTrainConfig(SFTConfig):
 
 @dataclass
 class TriPosTConfig:
+    name: str = "tripost"
     num_iterations: int = 3
     window_size: Optional[int] = None
     max_data_length: int = 150

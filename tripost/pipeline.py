@@ -295,7 +295,7 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
             return
         model_dir = iter_dir / "model"
         metrics = evaluate_stage(generation_policy(cfg, model_dir), task, test, cfg, iter_dir)
-        results.add(f"tripost_t{k}", {**metrics, "train_examples": stats["examples"]})
+        results.add(f"{tc.name}_t{k}", {**metrics, "train_examples": stats["examples"]})
 
 
 # ---------------------------------------------------------------------------- the run
