@@ -31,7 +31,8 @@ def make_cfg(tmp_path: Path, *overrides: str):
     + [f"model={o}" for o in options("model") if o != "hf"]
     + ["model=hf model.name_or_path=/some/model"]
     + [f"verifier={o}" for o in options("verifier")]
-    + [f"experiment={o}" for o in options("experiment")]
+    + [f"experiment={o}" for o in options("experiment") if o != "paper_7b"]
+    + ["experiment=paper_7b model.name_or_path=/some/model"]
     + [f"debug={o}" for o in options("debug")]
     + ["~experiment"],
 )
