@@ -128,7 +128,25 @@ def close_loggers(loggers: list, status: str = "success") -> None:
         lg.finalize(status)
         experiment = getattr(lg, "_experiment", None)
         if experiment is not None and hasattr(experiment, "finish"):
-            experiment.finish()  # a wandb run is closed even when the job failed
+            # a wandb run is closed even when the job failed, marked failed (non-zero exit code)
+            experiment.finish(exit_code=0 if status == "success" else 1)
+
+
+def log_to_trackers(loggers: list, prefix: str, values: dict[str, Any], step: int) -> None:
+    """The numbers of a stage (collection statistics, evaluation metrics), flattened as
+    ``prefix/key/subkey``, to every logger (wandb charts them per iteration)."""
+    flat: dict[str, float] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}/{k}")
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            flat[key] = float(node)
+
+    walk(values, prefix)
+    for lg in loggers:
+        lg.log_metrics(flat, step=step)
 
 
 # ---------------------------------------------------------------------------- stages
@@ -286,6 +304,7 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
         attempts = policy_attempts(partial(generation_policy, cfg, model_dir), task, window, tc)
         examples, stats = collect_stage(attempts, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
         log.info("iteration %d: %s", k, stats)
+        log_to_trackers(loggers, f"{tc.name}/data", stats, step=k)
         if stats["examples"] < max(1, tc.min_data_length):
             log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
                         k, stats["examples"], tc.min_data_length)
@@ -296,6 +315,7 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
         model_dir = iter_dir / "model"
         metrics = evaluate_stage(generation_policy(cfg, model_dir), task, test, cfg, iter_dir)
         results.add(f"{tc.name}_t{k}", {**metrics, "train_examples": stats["examples"]})
+        log_to_trackers(loggers, f"{tc.name}/eval", {m: metrics[m] for m in metrics if m != "cells"}, step=k)
 
 
 # ---------------------------------------------------------------------------- the run
