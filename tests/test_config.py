@@ -59,8 +59,12 @@ def test_trainer_configs_instantiate(tmp_path, name):
 
 @pytest.mark.parametrize("name", options("logger"))
 def test_logger_configs_instantiate(tmp_path, name, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
     monkeypatch.setenv("WANDB_MODE", "offline")
-    cfg = make_cfg(tmp_path, f"logger={name}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.output_dir={tmp_path}", f"logger={name}"], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)  # as in a run: the wandb group names the experiment (${hydra:...})
     validate(cfg)
     for node in (cfg.logger or {}).values():
         logger = instantiate(node)

@@ -181,8 +181,15 @@ class LMSIConfig:
 
 
 @dataclass
+class PromptingConfig:
+    enabled: bool = False
+    shots: int = 3
+
+
+@dataclass
 class BaselinesConfig:
     ft_si_demo: bool = False
+    prompting: PromptingConfig = field(default_factory=PromptingConfig)
     lmsi: LMSIConfig = field(default_factory=LMSIConfig)
 
 

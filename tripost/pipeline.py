@@ -1,4 +1,4 @@
-"""The experiment, as a flat list of stages: data, model, ft rationale, the baselines (ft SI. demo, LMSI), TriPosT iterations.
+"""The experiment, as a flat list of stages: data, model, ft rationale, the baselines (prompting, ft SI. demo, LMSI), TriPosT iterations.
 
 This module only orchestrates. Tasks own questions and checking, experts own feedback and
 improvement, ``editing``/``postprocess``/``loop`` own data collection, ``training`` owns the
@@ -258,6 +258,19 @@ def ft_si_demo_stage(cfg, task: Task, expert, train, test, model_dir: Path, run_
     return True
 
 
+def prompting_stage(cfg, task: Task, test, start_dir: str, run_dir: Path, results: Results) -> None:
+    """Few-shot prompting of the starting model, with and without self-improvement examples."""
+    from tripost.prompting import PrefixedPolicy, few_shot_prefix
+
+    policy = None
+    for method, self_improve in (("prompting", False), ("prompting_si", True)):
+        out_dir = run_dir / method
+        if not (out_dir / "eval.json").is_file():
+            policy = policy or generation_policy(cfg, start_dir)
+        prefix = few_shot_prefix(task, cfg.baselines.prompting.shots, self_improve, seed=cfg.seed)
+        results.add(method, evaluate_stage(PrefixedPolicy(policy, prefix), task, test, cfg, out_dir))
+
+
 def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
     """LMSI (SPEC 8): self-consistent samples of the ft rationale model, one round of training
     from it. False when a non-zero rank of a multi-process run is done."""
@@ -359,6 +372,8 @@ def run(cfg: DictConfig) -> Results:
     needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0
     expert = build_expert(cfg.verifier, task, seed=cfg.seed) if needs_expert else None
     start_dir = initial_model(cfg, task, train, run_dir)
+    if cfg.baselines.prompting.enabled:
+        prompting_stage(cfg, task, test, start_dir, run_dir, results)
     loggers = build_loggers(cfg)
     status = "failed"
     try:
