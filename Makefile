@@ -42,7 +42,7 @@ expert-server: install ## Our OpenAI-compatible server (scripted expert) for ver
 	$(PY) -m tripost.experts.server $(if $(ARGS),$(ARGS),--task word_sort --port 8000)
 
 # paper-table: every experiment x seed as one Hydra multirun, 2 jobs at once with 1 thread each.
-PT_EXPERIMENTS ?= tiny,tiny_auto,tiny_w1,tiny_lmsi
+PT_EXPERIMENTS ?= tiny,tiny_auto,tiny_w1,tiny_lmsi,tiny_prompting
 PT_SEEDS ?= 1,2,3
 ifndef PT_DIR
 PT_DIR := outputs/paper_table/$(shell date +%Y-%m-%d_%H-%M-%S)
