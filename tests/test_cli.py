@@ -64,7 +64,7 @@ def test_fast_end_to_end_run_of_the_generated_tasks(tmp_path, task):
     assert demo["trajectories"].get("edited", 0) > 0 and demo["improvement"] > 0  # injected errors, fixed by IMP
 
 
-@pytest.mark.parametrize("task", ["multistep_arithmetic", "word_sort"])
+@pytest.mark.parametrize("task", ["multistep_arithmetic", "word_sort", "date_understanding", "logical_deduction"])
 def test_gold_policy_scores_100(tmp_path, task):
     run_cli("model=gold", f"task={task}", "logger=none", "task.test.per_cell=5", f"hydra.run.dir={tmp_path}")
     row = check_run_dir(tmp_path, "gold", task, 42)

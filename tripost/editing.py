@@ -13,6 +13,7 @@ Every outcome that is not kept or edited is a drop with a reason, counted by the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import wraps
 
 from tripost.experts import Expert, ExpertError
 from tripost.formats import FINAL_STEP, Feedback, final_response, parse_feedback, split_steps
@@ -92,6 +93,20 @@ def is_legitimate_update(previous: str, update: str, old: Feedback) -> bool:
     return (old.segment or "") not in new_text
 
 
+def _drop_on_expert_error(edit):
+    """An expert that fails on a trajectory (ExpertError) drops it, reason ``expert_error``."""
+
+    @wraps(edit)
+    def guarded(*args, **kwargs) -> EditResult:
+        try:
+            return edit(*args, **kwargs)
+        except ExpertError:
+            return EditResult(DROPPED, reason=EXPERT_ERROR)
+
+    return guarded
+
+
+@_drop_on_expert_error
 def edit_trajectory(
     task: Task,
     expert: Expert,
@@ -101,23 +116,7 @@ def edit_trajectory(
     max_updates: int = 5,
     max_attempt_chars: int = 4000,
 ) -> EditResult:
-    """Edit one model trajectory (the text after the prompt) into a training trajectory; an
-    expert that fails on it drops it (reason ``expert_error``)."""
-    try:
-        return _edit(task, expert, question, answer, continuation, max_updates, max_attempt_chars)
-    except ExpertError:
-        return EditResult(DROPPED, reason=EXPERT_ERROR)
-
-
-def _edit(
-    task: Task,
-    expert: Expert,
-    question: str,
-    answer: str,
-    continuation: str,
-    max_updates: int = 5,
-    max_attempt_chars: int = 4000,
-) -> EditResult:
+    """Edit one model trajectory (the text after the prompt) into a training trajectory."""
     turns = [t for t in parse_trajectory(continuation).turns if t.attempt.strip()]
     if not turns:
         return EditResult(DROPPED, reason=FORMAT_ERROR)
