@@ -1,0 +1,91 @@
+"""Rollout generation, our way versus the naive way, on the same prompts and model.
+
+  (a) ours: ``tripost.generation.generate``, prompts sorted by length, batches of ``--batch``,
+      left padding, KV cache, per-sequence stopping (a finished sequence stops counting);
+  (b) naive: one ``model.generate`` call per prompt (KV cache, the same stop rules).
+
+Greedy decoding; in float32 the outputs must be identical (``--dtype bfloat16``, the default
+run's generation dtype, may round differently in a batch). Prints tokens/s of each and the
+ratio (b -> a).
+
+    python scripts/bench_rollout.py --model outputs/word_sort/runs/<run>/ft_rationale/model
+    python scripts/bench_rollout.py            # the newest default run's ft rationale model, if any
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from transformers import StoppingCriteriaList
+
+from tripost.generation import Sampling, _PerSequenceStop, after_final_response, cut, cut_at_new_question, generate
+from tripost.models.policy import HFPolicy
+from tripost.tasks import get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def newest_model() -> Path | None:
+    found = sorted(ROOT.glob("outputs/word_sort/runs/*/ft_rationale/model/config.json"))
+    return found[-1].parent if found else None
+
+
+def naive(model, tokenizer, prompts: list[str], sampling: Sampling) -> list[str]:
+    rules = [cut_at_new_question, after_final_response]
+    out = []
+    for p in prompts:
+        enc = tokenizer([p], return_tensors="pt", add_special_tokens=False)
+        n = enc["input_ids"].size(1)
+        ids = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=False, use_cache=True,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             stopping_criteria=StoppingCriteriaList([_PerSequenceStop(tokenizer, n, rules)]))
+        out.append(cut(tokenizer.decode(ids[0, n:], skip_special_tokens=True), rules))
+    return out
+
+
+def count_tokens(tokenizer, texts: list[str]) -> int:
+    return sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=None, help="an HF model dir (default: the newest default run's)")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=400)
+    parser.add_argument("--dtype", default="float32", help="float32 (outputs must match) | bfloat16 (as the default run)")
+    args = parser.parse_args(argv)
+    model_dir = args.model or newest_model()
+    if model_dir is None:
+        sys.exit("error: no model; pass --model <dir> or run `python run.py` first")
+    torch.manual_seed(0)
+    policy = HFPolicy.load(model_dir, batch_size=args.batch, dtype=args.dtype)
+    task = get_task("word_sort")
+    questions = task.generate(task.seen_cells(), -(-args.prompts // len(task.seen_cells())), seed=123)[: args.prompts]
+    prompts = [task.prompt(e.question) for e in questions]
+    sampling = Sampling(do_sample=False, max_new_tokens=args.max_new_tokens)
+
+    start = time.perf_counter()
+    ours = generate(policy.model, policy.tokenizer, prompts, sampling, batch_size=args.batch)
+    t_ours = time.perf_counter() - start
+    start = time.perf_counter()
+    theirs = naive(policy.model, policy.tokenizer, prompts, sampling)
+    t_naive = time.perf_counter() - start
+
+    tokens = count_tokens(policy.tokenizer, ours)
+    same = sum(a == b for a, b in zip(ours, theirs))
+    print(f"{len(prompts)} word_sort prompts, greedy, {args.dtype}, max {args.max_new_tokens} new tokens, model {model_dir}")
+    print("| way | seconds | tokens/s |\n|---|---|---|")
+    print(f"| naive: one generate per prompt | {t_naive:.1f} | {tokens / t_naive:.0f} |")
+    print(f"| ours: batches of {args.batch}, length-sorted, per-sequence stop | {t_ours:.1f} | {tokens / t_ours:.0f} |")
+    print(f"speed-up: {t_naive / t_ours:.1f}x; identical outputs: {same} of {len(prompts)} ({tokens} generated tokens)")
+    if same != len(prompts) and args.dtype == "float32":
+        sys.exit("error: the outputs differ")  # in bfloat16, batched and single rounding may differ
+
+
+if __name__ == "__main__":
+    main()
