@@ -97,3 +97,15 @@ def test_checker_finds_each_kind_of_error(task, q, old, new, step, segment, reas
                                      GOLD.replace("(Final response) So the answer is: apple damp dot.\n", "")])
 def test_malformed_attempts_are_unparsable_not_exceptions(task, attempt):
     assert task.check(Q, attempt).is_unparsable
+
+
+def test_check_never_raises_whatever_the_checker_hits(monkeypatch):
+    """Task.check (the one place for SPEC 5's rule): any error of a task's checker is unparsable."""
+    from tripost.tasks.word_sort import WordSort
+
+    def broken(self, question, attempt):
+        raise TypeError("boom")
+
+    monkeypatch.setattr(WordSort, "_check", broken)
+    fb = WordSort().check("Sort the following words alphabetically:\nList: b a", "(1) x\n")
+    assert fb.is_unparsable and fb.reason == "cannot read the attempt (TypeError: boom)"

@@ -15,6 +15,10 @@ from typing import Any
 from tripost.formats import Feedback, Step, format_prompt, split_steps
 
 
+class Unreadable(Exception):
+    """An attempt (or question) a checker cannot read: ``Task.check`` reports it as unparsable."""
+
+
 @dataclass(frozen=True)
 class Cell:
     """One group of questions of the same shape, reported as its own accuracy column."""
@@ -111,12 +115,23 @@ class Task(ABC):
     def is_consistent(self, attempt: str, answer: str) -> bool:
         """SPEC 6: the attempt's content supports its final answer ("right answer, right reason")."""
 
-    @abstractmethod
     def check(self, question: str, attempt: str) -> Feedback:
         """Scripted FBK (SPEC 5): the earliest wrong step of an attempt, or "correct".
 
-        Never raises on malformed attempts: returns ``Feedback.unparsable(reason)``.
+        Never raises on what a model wrote: an attempt ``find_error`` cannot read (it raised
+        Unreadable, or anything else) gives ``Feedback.unparsable(reason)``.
         """
+        try:
+            return self.find_error(question, attempt)
+        except Unreadable as e:
+            return Feedback.unparsable(str(e))
+        except Exception as e:  # a checker never raises on what a model wrote (SPEC 5)
+            return Feedback.unparsable(f"cannot read the attempt ({type(e).__name__}: {e})")
+
+    @abstractmethod
+    def find_error(self, question: str, attempt: str) -> Feedback:
+        """The task's checker behind ``check``: the earliest wrong step, or "correct"; raises
+        Unreadable (with the reason) on an attempt not in the rationale's format."""
 
     def inject_error(self, question: str, rng: random.Random, tries: int = 20) -> str | None:
         """A wrong attempt, of a kind the checker reports: the gold rationale with one step changed

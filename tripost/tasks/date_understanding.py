@@ -54,7 +54,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 from tripost.formats import FINAL_STEP, Feedback, final_response, split_steps
-from tripost.tasks.base import Cell, Example, Task
+from tripost.tasks.base import Cell, Example, Task, Unreadable
 
 MAX_STEPS_CELL = 4  # cell "s4" holds 4 or more reasoning steps
 SEEN_STEPS = (1, 2)
@@ -986,13 +986,11 @@ class DateUnderstanding(Task):
         return f"({option.letter})" == self.normalize_answer(answer) and read_mdy(option.date) == read_mdy(before.date) is not None
 
     # ------------------------------------------------------------------ checking
-    def check(self, question: str, attempt: str) -> Feedback:
+    def find_error(self, question: str, attempt: str) -> Feedback:
         try:
             return self._check(question, attempt)
         except QuestionError as e:
-            return Feedback.unparsable(f"cannot read the question ({e})")
-        except Exception as e:  # a checker never raises on what a model wrote (SPEC 5)
-            return Feedback.unparsable(f"cannot read the attempt ({type(e).__name__}: {e})")
+            raise Unreadable(f"cannot read the question ({e})") from None
 
     def _check(self, question: str, attempt: str) -> Feedback:
         solution, _ = self._solution(question)

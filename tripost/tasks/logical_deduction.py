@@ -59,7 +59,7 @@ from functools import lru_cache
 import numpy as np
 
 from tripost.formats import FINAL_STEP, Feedback, Step, final_response, split_steps
-from tripost.tasks.base import Cell, Example, Task
+from tripost.tasks.base import Cell, Example, Task, Unreadable
 
 SEEN_SIZES, UNSEEN_SIZES = (3, 5), (7,)
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
@@ -637,10 +637,6 @@ def derive(question: str) -> Derivation:
 # =================================================================== checking
 
 
-class _Unreadable(Exception):
-    """The attempt is not in the rationale's format: the feedback is "unparsable"."""
-
-
 class _StepError(Exception):
     """A wrong step: the part of it that is wrong and why."""
 
@@ -651,11 +647,11 @@ class _StepError(Exception):
 
 def read_pattern(text: str, puzzle: Puzzle) -> tuple[Pattern, list[str]]:
     """A written ordering and the text of each of its links; _StepError if it names wrong
-    objects or ends, _Unreadable if it is no ordering at all."""
+    objects or ends, Unreadable if it is no ordering at all."""
     axis, names = puzzle.axis, puzzle.names
     m = _ORDER_TEXT.match(text)
     if m is None:
-        raise _Unreadable(f'"{text}" is not an ordering from ({axis.start}) to ({axis.stop})')
+        raise Unreadable(f'"{text}" is not an ordering from ({axis.start}) to ({axis.stop})')
     for label, expected in ((m.group("start"), axis.start), (m.group("stop"), axis.stop)):
         if _clean(label).lower() != expected:
             raise _StepError(f"({label})", f"an ordering here goes from ({axis.start}) to ({axis.stop})")
@@ -773,32 +769,27 @@ class LogicalDeduction(Task):
         return "?" not in order and subject is not None and subject.group(1).lower() in order.lower()
 
     # ------------------------------------------------------------------ checking
-    def check(self, question: str, attempt: str) -> Feedback:
+    def find_error(self, question: str, attempt: str) -> Feedback:
         try:
             puzzle = parse_question(question)
         except ValueError as e:
-            return Feedback.unparsable(f"cannot read the question ({e})")
-        try:
-            return self._check(puzzle, attempt)
-        except _Unreadable as e:
-            return Feedback.unparsable(str(e))
-        except Exception as e:  # a checker never raises on what a model wrote (SPEC 5)
-            return Feedback.unparsable(f"cannot read the attempt ({type(e).__name__}: {e})")
+            raise Unreadable(f"cannot read the question ({e})") from None
+        return self._check(puzzle, attempt)
 
     @staticmethod
     def _steps(attempt: str) -> tuple[list[Step], Step]:
         if not isinstance(attempt, str) or not attempt.strip():
-            raise _Unreadable("the attempt is empty")
+            raise Unreadable("the attempt is empty")
         steps = split_steps(attempt)
         if steps is None:
-            raise _Unreadable("a line of the attempt is not a step")
+            raise Unreadable("a line of the attempt is not a step")
         if steps[-1].id != FINAL_STEP:
-            raise _Unreadable("the attempt does not end with a (Final response) line")
+            raise Unreadable("the attempt does not end with a (Final response) line")
         numbered = steps[:-1]
         if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
-            raise _Unreadable("the steps are not numbered (1), (2), ... in order")
+            raise Unreadable("the steps are not numbered (1), (2), ... in order")
         if len(numbered) < 2 or not _CHOICE.match(numbered[-1].text):
-            raise _Unreadable("the last numbered step does not choose an option")
+            raise Unreadable("the last numbered step does not choose an option")
         return numbered, steps[-1]
 
     def _check(self, puzzle: Puzzle, attempt: str) -> Feedback:
@@ -811,7 +802,7 @@ class LogicalDeduction(Task):
                 elif m := _COMBINING.match(step.text):
                     known[step.id] = self._check_combining(puzzle, m, known)
                 else:
-                    raise _Unreadable(f"step ({step.id}) neither reads a statement nor combines orderings")
+                    raise Unreadable(f"step ({step.id}) neither reads a statement nor combines orderings")
             except _StepError as e:
                 return Feedback.error(step.id, e.segment, e.reason)
         choice = numbered[-1]
@@ -821,7 +812,7 @@ class LogicalDeduction(Task):
             return Feedback.error(choice.id, e.segment, e.reason)
         answer = self.parse_answer(final.line)
         if answer is None:
-            raise _Unreadable("the final response gives no option")
+            raise Unreadable("the final response gives no option")
         if answer != f"({letter})":
             return Feedback.error(FINAL_STEP, final.text, f"step ({choice.id}) chose option ({letter})")
         return Feedback.correct()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from tripost.formats import FINAL_STEP, Feedback, final_response, format_attempt, parse_step, split_steps
-from tripost.tasks.base import Cell, Example, Task
+from tripost.tasks.base import Cell, Example, Task, Unreadable
 
 LENGTHS = (3, 4, 5, 6)
 DEPTHS = ((2,), (2, 2), (2, 2, 2))
@@ -335,10 +335,6 @@ _LAST_VALUE = re.compile(r"=\s*([+-]?\d+)\.\s*$")
 _NUMBER = re.compile(r"-?\d+")
 
 
-class _Unparsable(Exception):
-    pass
-
-
 class MultistepArithmetic(Task):
     """BIG-Bench multistep arithmetic: 12 cells of (group length, nesting depth)."""
 
@@ -446,59 +442,51 @@ class MultistepArithmetic(Task):
         return m is not None and int(m.group(1)) == int(answer)
 
     # ------------------------------------------------------------------ checking
-    def check(self, question: str, attempt: str) -> Feedback:
-        try:
-            return self._check(question, attempt)
-        except _Unparsable as e:
-            return Feedback.unparsable(str(e))
-        except Exception as e:  # a checker never raises on what a model wrote (SPEC 5)
-            return Feedback.unparsable(f"cannot read the attempt ({type(e).__name__}: {e})")
-
     @staticmethod
     def _read(attempt: str):
-        """The attempt's steps by kind; _Unparsable if its format is not the rationale's."""
+        """The attempt's steps by kind; Unreadable if its format is not the rationale's."""
         if not isinstance(attempt, str) or not attempt.strip():
-            raise _Unparsable("the attempt is empty")
+            raise Unreadable("the attempt is empty")
         steps = split_steps(attempt)
         if steps is None:
-            raise _Unparsable("a line of the attempt is not a step")
+            raise Unreadable("a line of the attempt is not a step")
         if steps[-1].id != FINAL_STEP:
-            raise _Unparsable("the attempt does not end with a (Final response) line")
+            raise Unreadable("the attempt does not end with a (Final response) line")
         numbered, final = steps[:-1], steps[-1]
         if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
-            raise _Unparsable("the steps are not numbered (1), (2), ... in order")
+            raise Unreadable("the steps are not numbered (1), (2), ... in order")
         if len(numbered) < 2:
-            raise _Unparsable("the attempt needs a decomposition and a final equation")
+            raise Unreadable("the attempt needs a decomposition and a final equation")
         m = _DECOMPOSE.match(numbered[0].text.strip())
         if m is None:
-            raise _Unparsable("step (1) does not write the equation with named groups")
+            raise Unreadable("step (1) does not write the equation with named groups")
         template_text, defs_text = m.group(1), m.group(2)
         definitions = []
         for part in _DEF_SPLIT.split(defs_text):
             d = _DEFINITION.match(part.strip())
             if d is None:
-                raise _Unparsable("step (1) does not define the groups as 'A = (...)'")
+                raise Unreadable("step (1) does not define the groups as 'A = (...)'")
             definitions.append((d.group(1), d.group(2).strip()))
         calculations = []
         for step in numbered[1:-1]:
             c = _CALCULATE.match(step.text.strip())
             if c is None:
-                raise _Unparsable(f"step ({step.id}) does not calculate a group")
+                raise Unreadable(f"step ({step.id}) does not calculate a group")
             calculations.append((step.id, c.group(1), c.group(2)))
         last = numbered[-1]
         f = _FINAL_EQ.match(last.text.strip())
         if f is None:
-            raise _Unparsable(f"step ({last.id}) is not the final equation")
+            raise Unreadable(f"step ({last.id}) is not the final equation")
         answer = _ANSWER.search(final.text)
         if answer is None:
-            raise _Unparsable("the final response gives no integer answer")
+            raise Unreadable("the final response gives no integer answer")
         return template_text, definitions, calculations, (last.id, f.group(1)), (final.text.strip(), int(answer.group(1)))
 
-    def _check(self, question: str, attempt: str) -> Feedback:
+    def find_error(self, question: str, attempt: str) -> Feedback:
         try:
             shape = question_shape(question)
         except (ParseError, RecursionError):
-            raise _Unparsable("the question is not a tree of arithmetic groups") from None
+            raise Unreadable("the question is not a tree of arithmetic groups") from None
         template_text, definitions, calculations, (final_id, final_body), (final_text, answer) = self._read(attempt)
 
         # step (1): the decomposition must reproduce the question

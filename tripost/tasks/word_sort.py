@@ -12,7 +12,7 @@ import re
 from functools import cached_property
 
 from tripost.formats import FINAL_STEP, Feedback, final_response, split_steps
-from tripost.tasks.base import Cell, Example, Task
+from tripost.tasks.base import Cell, Example, Task, Unreadable
 
 HEADER = "Sort the following words alphabetically:"
 ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
@@ -189,11 +189,11 @@ class WordSort(Task):
         return bool(hence) and not any("?" in h for h in hence)
 
     # ------------------------------------------------------------------ checking
-    def check(self, question: str, attempt: str) -> Feedback:
+    def find_error(self, question: str, attempt: str) -> Feedback:
         try:
             return self._check(question, attempt)
         except (ValueError, KeyError, IndexError) as e:
-            return Feedback.unparsable(f"cannot read the attempt ({e})")
+            raise Unreadable(f"cannot read the attempt ({e})") from None
 
     def _check_letters(self, step_id: str, text: str, words: list[str], k: int) -> Feedback | None:
         entries = _LETTERS.findall(text)
