@@ -181,8 +181,9 @@ def collect(
         "gold": counts.gold,
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
-    if expert.usage():
-        stats["expert"] = expert.usage()
+    usage = expert.usage()
+    if usage:
+        stats["expert"] = usage
     return examples, stats
 
 

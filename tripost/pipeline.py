@@ -219,6 +219,23 @@ def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example
     return train, test
 
 
+def window_of(cfg: DictConfig, train: list[Example]) -> list[Example]:
+    """The training questions attempted in each collection pass (tripost.window_size; null = all)."""
+    return train[: cfg.tripost.window_size] if cfg.tripost.window_size else train
+
+
+def train_and_score(cfg, method: str, start_dir: str | Path, examples: list[TrainExample], out_dir: Path, task: Task,
+                    test, results: Results, loggers, seed: int, section_weight: float = 1.0) -> dict[str, Any] | None:
+    """One round of training on collected examples (tripost.train settings) from ``start_dir``,
+    then the evaluation of the saved model as the row ``method``. None in the non-zero ranks of
+    a multi-process run (they stop after training)."""
+    if train_stage(cfg, start_dir, examples, cfg.tripost.train, out_dir, loggers, seed, section_weight=section_weight) is None:
+        return None
+    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
+    results.add(method, {**metrics, "train_examples": len(examples)})
+    return metrics
+
+
 def collect_stage(attempts, task: Task, expert, window, train, tc, out_dir: Path, seed: int,
                   seen: set[str]) -> tuple[list[TrainExample], dict[str, Any]]:
     """Edited and post-processed training examples in ``out_dir`` (train.jsonl, stats.json),
@@ -245,17 +262,12 @@ def ft_si_demo_stage(cfg, task: Task, expert, train, test, model_dir: Path, run_
     a non-zero rank of a multi-process run is done."""
     from tripost.loop import expert_attempts
 
-    tc, out_dir = cfg.tripost, run_dir / "ft_si_demo"
-    window = train[: tc.window_size] if tc.window_size else train
+    tc, out_dir, window = cfg.tripost, run_dir / "ft_si_demo", window_of(cfg, train)
     examples, stats = collect_stage(partial(expert_attempts, expert, window), task, expert,
                                     window, train, tc, out_dir, cfg.seed, set())
     log.info("ft_si_demo: %s", stats)
-    if train_stage(cfg, model_dir, examples, tc.train, out_dir, loggers, cfg.seed,
-                   section_weight=tc.train.self_improve_section_weight) is None:
-        return False
-    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
-    results.add("ft_si_demo", {**metrics, "train_examples": stats["examples"]})
-    return True
+    return train_and_score(cfg, "ft_si_demo", model_dir, examples, out_dir, task, test, results, loggers, cfg.seed,
+                           section_weight=tc.train.self_improve_section_weight) is not None
 
 
 def prompting_stage(cfg, task: Task, test, start_dir: str, run_dir: Path, results: Results) -> None:
@@ -277,8 +289,7 @@ def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, res
     from tripost.generation import after_final_response
     from tripost.lmsi import self_consistent_examples
 
-    lc, tc, out_dir = cfg.baselines.lmsi, cfg.tripost, run_dir / "lmsi"
-    window = train[: tc.window_size] if tc.window_size else train
+    lc, tc, out_dir, window = cfg.baselines.lmsi, cfg.tripost, run_dir / "lmsi", window_of(cfg, train)
     samples_path, stats_path = out_dir / "samples.jsonl", out_dir / "stats.json"
     if samples_path.is_file():
         samples = [r["samples"] for r in read_jsonl(samples_path)]
@@ -296,11 +307,7 @@ def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, res
     if not examples:
         log.warning("lmsi: no sample kept; no lmsi row")
         return True
-    if train_stage(cfg, model_dir, examples, tc.train, out_dir, loggers, cfg.seed) is None:
-        return False
-    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
-    results.add("lmsi", {**metrics, "train_examples": stats["examples"]})
-    return True
+    return train_and_score(cfg, "lmsi", model_dir, examples, out_dir, task, test, results, loggers, cfg.seed) is not None
 
 
 def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, run_dir: Path, results: Results,
@@ -309,8 +316,7 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
     evaluate. Stops early when an iteration collects fewer than min_data_length examples."""
     from tripost.loop import policy_attempts
 
-    tc = cfg.tripost
-    window = train[: tc.window_size] if tc.window_size else train
+    tc, window = cfg.tripost, window_of(cfg, train)
     seen: set[str] = set()
     for k in range(1, tc.num_iterations + 1):
         iter_dir = run_dir / f"iter_{k}"
@@ -322,12 +328,11 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
             log.warning("iteration %d: %d examples < min_data_length %d; the loop stops",
                         k, stats["examples"], tc.min_data_length)
             return
-        if train_stage(cfg, model_dir, examples, tc.train, iter_dir, loggers, cfg.seed + k,
-                       section_weight=tc.train.self_improve_section_weight) is None:
+        metrics = train_and_score(cfg, f"{tc.name}_t{k}", model_dir, examples, iter_dir, task, test, results, loggers,
+                                  cfg.seed + k, section_weight=tc.train.self_improve_section_weight)
+        if metrics is None:
             return
         model_dir = iter_dir / "model"
-        metrics = evaluate_stage(generation_policy(cfg, model_dir), task, test, cfg, iter_dir)
-        results.add(f"{tc.name}_t{k}", {**metrics, "train_examples": stats["examples"]})
         log_to_trackers(loggers, f"{tc.name}/eval", {m: metrics[m] for m in metrics if m != "cells"}, step=k)
 
 
@@ -337,8 +342,7 @@ def expert_estimate(cfg: DictConfig, task: Task, train: list[Example], run_dir: 
     from tripost.experts.openai_expert import estimate_run
 
     tc = cfg.tripost
-    window = len(train[: tc.window_size] if tc.window_size else train)
-    estimate = estimate_run(cfg.verifier, task, window, passes=tc.max_data_itr,
+    estimate = estimate_run(cfg.verifier, task, len(window_of(cfg, train)), passes=tc.max_data_itr,
                             iterations=tc.num_iterations + int(cfg.baselines.ft_si_demo))
     write_json(run_dir / "expert_estimate.json", estimate)
     return estimate
