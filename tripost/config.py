@@ -167,6 +167,7 @@ class TriPosTConfig:
     max_attempt_chars: int = 4000
     do_sample: bool = True
     temperature: float = 1.0
+    top_k: int = 50
     top_p: float = 1.0
     max_new_tokens: int = 1024
     train: IterationTrainConfig = field(default_factory=IterationTrainConfig)
@@ -194,6 +195,11 @@ class BaselinesConfig:
 
 
 @dataclass
+class RolloutConfig:
+    engine: str = "loop"
+
+
+@dataclass
 class EvalConfig:
     batch_size: int = 64
     max_new_tokens: int = 512
@@ -210,6 +216,7 @@ class RunConfig:
     sft: SFTConfig = field(default_factory=SFTConfig)
     tripost: TriPosTConfig = field(default_factory=TriPosTConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: dict[str, Any] = field(default_factory=dict)
     callbacks: Optional[dict[str, Any]] = None
@@ -230,6 +237,7 @@ CHOICES = {
     "baselines.lmsi.keep": ("correct", "majority"),
     "verifier.api": ("chat", "completions"),
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
+    "rollout.engine": ("loop", "hf"),
 }
 
 

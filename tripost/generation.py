@@ -3,6 +3,12 @@
 Prompts are sorted by length so a batch holds similar lengths (little padding), and each
 sequence stops on its own: at EOS, at a new "Q:" line, or when a stop rule says its text is
 complete (e.g. its "(Final response)" line is finished). Outputs come back in input order.
+
+Two engines decode a batch (``rollout.engine``):
+- ``loop`` (default, ``tripost.decoding``): our decode loop; finished sequences leave the batch
+  and the KV cache grows in place, so a stopped sequence costs nothing;
+- ``hf``: transformers' ``generate``, which computes a stopped sequence (as padding) until the
+  whole batch is done, and copies the whole KV cache at every token.
 """
 
 from __future__ import annotations
@@ -30,10 +36,14 @@ def cut_at_new_question(text: str) -> int | None:
     return None if i < 0 else i + 1
 
 
+ENGINES = ("loop", "hf")
+
+
 @dataclass(frozen=True)
 class Sampling:
     do_sample: bool = False
     temperature: float = 1.0
+    top_k: int = 50  # transformers' default when sampling, which the paper's code ran with; 0 = off
     top_p: float = 1.0
     max_new_tokens: int = 512
 
@@ -81,6 +91,25 @@ def cut(text: str, rules: list[StopRule]) -> str:
     return text[: min(points)] if points else text
 
 
+def _hf_generate_batch(model, tokenizer, enc: dict, sampling: Sampling, rules: list[StopRule]):
+    """The ``hf`` engine: one ``generate`` call for the batch; texts and whether each ended by itself."""
+    prompt_len = enc["input_ids"].size(1)
+    kwargs = dict(
+        max_new_tokens=sampling.max_new_tokens,
+        do_sample=sampling.do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=True,
+        stopping_criteria=StoppingCriteriaList([_PerSequenceStop(tokenizer, prompt_len, rules)]),
+    )
+    if sampling.do_sample:
+        kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p)
+    new = model.generate(**enc, **kwargs)[:, prompt_len:]
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    has_eos = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+    return texts, [eos or any(rule(t) is not None for rule in rules) for t, eos in zip(texts, has_eos, strict=True)]
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -92,12 +121,17 @@ def generate(
     progress: Callable[[int], None] | None = None,
     seed: int | None = None,
     return_finished: bool = False,
+    engine: str = "loop",
 ):
     """Continuations of ``prompts`` (prompt text excluded), cut by the stop rules.
 
     With ``return_finished`` also a flag per prompt: True when the sequence ended by itself
-    (EOS or a stop rule), False when it ran into ``max_new_tokens``.
+    (EOS or a stop rule), False when it ran into ``max_new_tokens``. ``engine``: see the module.
     """
+    from tripost.decoding import decode_batch
+
+    if engine not in ENGINES:
+        raise ValueError(f"rollout.engine: {engine!r} is not one of {list(ENGINES)}")
     rules: list[StopRule] = [cut_at_new_question] + ([stop] if stop else [])
     device = next(model.parameters()).device
     was_training = model.training
@@ -112,24 +146,14 @@ def generate(
         idx = order[start : start + batch_size]
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(device) for k, v in enc.items()}
-        prompt_len = enc["input_ids"].size(1)
-        kwargs = dict(
-            max_new_tokens=sampling.max_new_tokens,
-            do_sample=sampling.do_sample,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            use_cache=True,
-            stopping_criteria=StoppingCriteriaList([_PerSequenceStop(tokenizer, prompt_len, rules)]),
-        )
-        if sampling.do_sample:
-            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
-        out = model.generate(**enc, **kwargs)
-        new = out[:, prompt_len:]
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        has_eos = (new == tokenizer.eos_token_id).any(dim=1).tolist()
-        for i, text, eos in zip(idx, texts, has_eos, strict=True):
+        if engine == "loop":
+            texts, ended = decode_batch(model, tokenizer, enc["input_ids"], enc["attention_mask"], sampling, rules,
+                                        newline_token_ids(tokenizer))
+        else:
+            texts, ended = _hf_generate_batch(model, tokenizer, enc, sampling, rules)
+        for i, text, end in zip(idx, texts, ended, strict=True):
             outputs[i] = cut(text, rules)
-            finished[i] = eos or any(rule(text) is not None for rule in rules)  # a rule cut it
+            finished[i] = end
         if progress:
             progress(len(idx))
     model.train(was_training)

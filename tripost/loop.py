@@ -191,7 +191,8 @@ def policy_attempts(load_policy: Callable[[], Any], task: Task, window: list[Exa
     """Rollouts of the current model with the iteration's sampling settings, for ``collect``.
     The model is loaded on the first pass that has no saved rollouts (none on a full resume)."""
     sampling = Sampling(
-        do_sample=cfg.do_sample, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens
+        do_sample=cfg.do_sample, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
     )
     loaded: list = []
 

@@ -113,7 +113,8 @@ def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pa
 
 def generation_policy(cfg: DictConfig, model_dir: str | Path) -> HFPolicy:
     """A model loaded for generation only, in ``model.generation_dtype`` (training reloads fp32)."""
-    return HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype)
+    return HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype,
+                         engine=cfg.rollout.engine)
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -296,7 +297,7 @@ def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, res
     else:
         policy = generation_policy(cfg, model_dir)
         prompts = [task.prompt(e.question) for e in window for _ in range(lc.samples)]
-        sampling = Sampling(do_sample=True, temperature=lc.temperature, max_new_tokens=tc.max_new_tokens)
+        sampling = Sampling(do_sample=True, temperature=lc.temperature, top_k=tc.top_k, max_new_tokens=tc.max_new_tokens)
         with tqdm(total=len(prompts), desc="lmsi samples", unit="sample") as bar:
             flat = policy.complete(prompts, sampling, stop=after_final_response, progress=bar.update, seed=cfg.seed + 7)
         samples = [flat[i * lc.samples:(i + 1) * lc.samples] for i in range(len(window))]

@@ -17,11 +17,12 @@ from tripost.tasks import Task
 class HFPolicy:
     """A causal LM with its tokenizer, generating in batches."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 64):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+    def __init__(self, model, tokenizer, batch_size: int = 64, engine: str = "loop"):
+        self.model, self.tokenizer, self.batch_size, self.engine = model, tokenizer, batch_size, engine
 
     @classmethod
-    def load(cls, path: str | Path, batch_size: int = 64, dtype: str = "float32", device: str = "cpu") -> HFPolicy:
+    def load(cls, path: str | Path, batch_size: int = 64, dtype: str = "float32", device: str = "cpu",
+             engine: str = "loop") -> HFPolicy:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -29,7 +30,7 @@ class HFPolicy:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).to(device)
-        return cls(model, tokenizer, batch_size)
+        return cls(model, tokenizer, batch_size, engine)
 
     def complete(
         self,
@@ -43,7 +44,7 @@ class HFPolicy:
         """Continuations; with ``return_finished`` also whether each ended by itself."""
         return generate(
             self.model, self.tokenizer, prompts, sampling, self.batch_size, stop=stop, progress=progress, seed=seed,
-            return_finished=return_finished,
+            return_finished=return_finished, engine=self.engine,
         )
 
 
