@@ -37,7 +37,7 @@ KEY_ENV = "TRIPOST_BENCH_KEY"  # any value: our server needs no key
 def edit_window(expert, task, window, out: Path):
     """The ft SI. demo collection of one pass: attempts by the expert, then edits."""
     outputs = expert_attempts(expert, window, out / "rollouts.jsonl", seed=0)
-    cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000)
+    cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000, filter_failed_edits=True)
     return edit_all(task, expert, window, outputs, cfg, out / "edited.jsonl")
 
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from tripost.editing import (
-    DROPPED, EDITED, FBK_UNPARSABLE, FEEDBACK_ONLY, FORMAT_ERROR, KEPT, NO_POSITIVE, NOT_LEGITIMATE,
+    DROPPED, EDITED, FBK_UNPARSABLE, FEEDBACK_ONLY, FORMAT_ERROR, KEPT, NO_POSITIVE, NOT_LEGITIMATE, UNFINISHED,
     edit_trajectory, feedbacks_agree, is_legitimate_update, made_no_progress, step_key,
 )
 from tripost.experts.scripted import ScriptedExpert
@@ -137,6 +137,17 @@ def test_still_wrong_after_max_updates_is_dropped(task):
     assert res.status == DROPPED and res.reason == NO_POSITIVE
 
 
+def test_no_filtering_keeps_the_unfinished_edit_as_improvement_turns_only(task):
+    """The "no filtering" ablation: the same edit is kept; it trains the update, never an ending."""
+    later = GOLD_TEXT.replace("(7 - 3) = 4", "(7 - 3) = 5").replace("answer is 4", "answer is 5")
+    res = edit_trajectory(task, _Scripted(task, [later]), Q, "4", WRONG, max_updates=1, keep_unfinished=True)
+    assert res.status == UNFINISHED and [t.attempt for t in res.turns] == [WRONG, later]
+    assert not parse_feedback(res.turns[-1].feedback).is_correct
+    examples = split_into_turns(task, Q, res)
+    assert [e.kind for e in examples] == [IMPROVEMENT] and not examples[0].eos
+    assert examples[0].text.endswith(later)
+
+
 def test_imp_error_rate_exercises_failure_paths(task):
     statuses = {edit_trajectory(task, expert(task, rate=1.0, seed=s), Q, "4", WRONG).status for s in range(20)}
     assert statuses == {DROPPED, FEEDBACK_ONLY}
@@ -225,7 +236,7 @@ def test_an_expert_attempt_that_fails_drops_only_its_question(task, tmp_path):
     outputs = expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0)
     assert outputs[0] is None and outputs[1] == task.gold_rationale(other)
     assert expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0) == outputs  # read back
-    cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000)
+    cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000, filter_failed_edits=True)
     results = edit_all(task, writer, window, outputs, cfg, tmp_path / "edited.jsonl")
     assert (results[0].status, results[0].reason) == (DROPPED, EXPERT_ERROR)
     assert results[1].status == KEPT

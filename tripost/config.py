@@ -164,6 +164,7 @@ class TriPosTConfig:
     max_data_itr: int = 5
     improve_data_ratio: float = 1.5
     max_updates: int = 5
+    filter_failed_edits: bool = True
     max_attempt_chars: int = 4000
     do_sample: bool = True
     temperature: float = 1.0
@@ -195,8 +196,17 @@ class BaselinesConfig:
 
 
 @dataclass
+class GenerationServerConfig:
+    command: list[str] = field(default_factory=list)
+    startup_timeout_s: float = 900.0
+    concurrency: int = 4
+
+
+@dataclass
 class RolloutConfig:
     engine: str = "loop"
+    device: str = "auto"
+    server: GenerationServerConfig = field(default_factory=GenerationServerConfig)
 
 
 @dataclass
@@ -237,7 +247,8 @@ CHOICES = {
     "baselines.lmsi.keep": ("correct", "majority"),
     "verifier.api": ("chat", "completions"),
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
-    "rollout.engine": ("loop", "hf"),
+    "rollout.engine": ("loop", "hf", "vllm"),
+    "rollout.device": ("auto", "cpu", "cuda"),
 }
 
 

@@ -7,7 +7,9 @@ For one question and the model's trajectory:
   feedback is missing, unparsable or disagrees with FBK; the rest is discarded;
 - from the edit point IMP rewrites the attempt and FBK checks it, up to ``max_updates``
   times, until FBK says correct.
-Every outcome that is not kept or edited is a drop with a reason, counted by the caller.
+Every outcome that is not kept or edited is a drop with a reason, counted by the caller, except
+in the "no filtering" ablation (``keep_unfinished``): a trajectory still wrong after
+``max_updates`` updates is then kept as *unfinished*, its improvement turns used for training.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tripost.tasks import Task
 from tripost.trajectory import Turn, feedback_text, parse_trajectory
 
 KEPT, EDITED, FEEDBACK_ONLY, DROPPED = "kept", "edited", "feedback_only", "dropped"
+UNFINISHED = "unfinished"  # edited, but the last feedback is not positive (only with keep_unfinished)
 
 # Drop reasons, as counted in stats.json.
 FORMAT_ERROR = "format_error"  # no attempt could be read from the model's output
@@ -34,7 +37,7 @@ EXPERT_ERROR = "expert_error"  # the expert gave no usable reply (see ExpertErro
 
 @dataclass
 class EditResult:
-    status: str  # kept | edited | feedback_only | dropped
+    status: str  # kept | edited | feedback_only | unfinished | dropped
     turns: list[Turn] = field(default_factory=list)
     reason: str | None = None  # why it was dropped
     edit_point: int | None = None  # index of the first edited attempt
@@ -115,6 +118,7 @@ def edit_trajectory(
     continuation: str,
     max_updates: int = 5,
     max_attempt_chars: int = 4000,
+    keep_unfinished: bool = False,
 ) -> EditResult:
     """Edit one model trajectory (the text after the prompt) into a training trajectory."""
     turns = [t for t in parse_trajectory(continuation).turns if t.attempt.strip()]
@@ -145,11 +149,12 @@ def edit_trajectory(
         edited.append(Turn(turn.attempt, feedback_text(fbk, turn.attempt)))
         if fbk.is_correct:
             return EditResult(EDITED, turns=edited, edit_point=i)
-        return _improve(task, expert, question, edited, fbk, i, max_updates, max_attempt_chars)
+        return _improve(task, expert, question, edited, fbk, i, max_updates, max_attempt_chars, keep_unfinished)
     raise AssertionError("unreachable: the last turn always ends the loop")
 
 
-def _improve(task, expert, question, turns, fbk, edit_point, max_updates, max_attempt_chars) -> EditResult:
+def _improve(task, expert, question, turns, fbk, edit_point, max_updates, max_attempt_chars,
+             keep_unfinished=False) -> EditResult:
     current, current_fb = turns[-1].attempt, fbk
     for update in range(1, max_updates + 1):
         new = expert.improve(question, current, current_fb)
@@ -170,4 +175,6 @@ def _improve(task, expert, question, turns, fbk, edit_point, max_updates, max_at
         if new_fb.is_correct:
             return EditResult(EDITED, turns=turns, edit_point=edit_point, updates=update)
         current, current_fb = new, new_fb
+    if keep_unfinished:
+        return EditResult(UNFINISHED, turns=turns, edit_point=edit_point, updates=max_updates)
     return EditResult(DROPPED, reason=NO_POSITIVE, edit_point=edit_point, updates=max_updates)

@@ -36,7 +36,7 @@ def cut_at_new_question(text: str) -> int | None:
     return None if i < 0 else i + 1
 
 
-ENGINES = ("loop", "hf")
+ENGINES = ("loop", "hf")  # in-process; rollout.engine=vllm is a server process (tripost.models.served)
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
         e, o = pair
         if o is None:
             return EditResult(DROPPED, reason=EXPERT_ERROR)
-        return edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars)
+        return edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars,
+                               keep_unfinished=not cfg.filter_failed_edits)
 
     # An API expert waits on the network: edit that many trajectories at once (threads suffice).
     with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
@@ -187,20 +188,17 @@ def collect(
     return examples, stats
 
 
-def policy_attempts(load_policy: Callable[[], Any], task: Task, window: list[Example], cfg) -> Callable[[Path, int], list[str]]:
+def policy_attempts(policy, task: Task, window: list[Example], cfg) -> Callable[[Path, int], list[str]]:
     """Rollouts of the current model with the iteration's sampling settings, for ``collect``.
-    The model is loaded on the first pass that has no saved rollouts (none on a full resume)."""
+    Saved rollouts are read back, so a lazy policy loads nothing on a full resume."""
     sampling = Sampling(
         do_sample=cfg.do_sample, temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens,
     )
-    loaded: list = []
 
     def attempts(path: Path, seed: int) -> list[str]:
         if path.is_file():
             return [r["output"] for r in read_jsonl(path)]
-        if not loaded:
-            loaded.append(load_policy())
-        return rollout(loaded[0], task, window, sampling, seed, path)
+        return rollout(policy, task, window, sampling, seed, path)
 
     return attempts

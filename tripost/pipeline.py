@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 from tripost.data import load_examples, to_paper_record
 from tripost.generation import Sampling
 from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
-from tripost.models.policy import GoldPolicy, HFPolicy
+from tripost.models.policy import GoldPolicy, HFPolicy, LazyPolicy, release_model
 from tripost.results import Results
 from tripost.tasks import Example, Task, get_task
 from tripost.training.data import TrainExample
@@ -111,10 +112,36 @@ def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pa
     return str(init_dir)
 
 
-def generation_policy(cfg: DictConfig, model_dir: str | Path) -> HFPolicy:
-    """A model loaded for generation only, in ``model.generation_dtype`` (training reloads fp32)."""
-    return HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype,
-                         engine=cfg.rollout.engine)
+def generation_device(device: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+@contextmanager
+def generation_policy(cfg: DictConfig, model_dir: str | Path, phase_dir: Path) -> Iterator[LazyPolicy]:
+    """The policy of ``model_dir`` for one generation phase, opened on first use and released
+    when the phase ends, so its memory (or its server process) is gone before training starts.
+    In-process engines load the model in ``model.generation_dtype`` (training reloads fp32);
+    ``rollout.engine=vllm`` serves the checkpoint from a process of its own (log in ``phase_dir``)."""
+
+    def open_policy():
+        if cfg.rollout.engine == "vllm":
+            from tripost.models.served import ServedPolicy, ServerProcess
+
+            server = ServerProcess(list(cfg.rollout.server.command), model_dir, phase_dir / "generation_server.log",
+                                   cfg.rollout.server.startup_timeout_s).__enter__()
+            return ServedPolicy(server.url, batch_size=cfg.eval.batch_size,
+                                concurrency=cfg.rollout.server.concurrency), server.__exit__
+        policy = HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype,
+                               device=generation_device(cfg.rollout.device), engine=cfg.rollout.engine)
+        return policy, partial(release_model, policy)
+
+    policy = LazyPolicy(open_policy)
+    try:
+        yield policy
+    finally:
+        policy.close()
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -232,7 +259,8 @@ def train_and_score(cfg, method: str, start_dir: str | Path, examples: list[Trai
     a multi-process run (they stop after training)."""
     if train_stage(cfg, start_dir, examples, cfg.tripost.train, out_dir, loggers, seed, section_weight=section_weight) is None:
         return None
-    metrics = evaluate_stage(generation_policy(cfg, out_dir / "model"), task, test, cfg, out_dir)
+    with generation_policy(cfg, out_dir / "model", out_dir) as policy:
+        metrics = evaluate_stage(policy, task, test, cfg, out_dir)
     results.add(method, {**metrics, "train_examples": len(examples)})
     return metrics
 
@@ -275,13 +303,11 @@ def prompting_stage(cfg, task: Task, test, start_dir: str, run_dir: Path, result
     """Few-shot prompting of the starting model, with and without self-improvement examples."""
     from tripost.prompting import PrefixedPolicy, few_shot_prefix
 
-    policy = None
-    for method, self_improve in (("prompting", False), ("prompting_si", True)):
-        out_dir = run_dir / method
-        if not (out_dir / "eval.json").is_file():
-            policy = policy or generation_policy(cfg, start_dir)
-        prefix = few_shot_prefix(task, cfg.baselines.prompting.shots, self_improve, seed=cfg.seed)
-        results.add(method, evaluate_stage(PrefixedPolicy(policy, prefix), task, test, cfg, out_dir))
+    with generation_policy(cfg, start_dir, run_dir / "prompting") as policy:
+        for method, self_improve in (("prompting", False), ("prompting_si", True)):
+            out_dir = run_dir / method
+            prefix = few_shot_prefix(task, cfg.baselines.prompting.shots, self_improve, seed=cfg.seed)
+            results.add(method, evaluate_stage(PrefixedPolicy(policy, prefix), task, test, cfg, out_dir))
 
 
 def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, results: Results, loggers) -> bool:
@@ -295,10 +321,10 @@ def lmsi_stage(cfg, task: Task, train, test, model_dir: Path, run_dir: Path, res
     if samples_path.is_file():
         samples = [r["samples"] for r in read_jsonl(samples_path)]
     else:
-        policy = generation_policy(cfg, model_dir)
         prompts = [task.prompt(e.question) for e in window for _ in range(lc.samples)]
         sampling = Sampling(do_sample=True, temperature=lc.temperature, top_k=tc.top_k, max_new_tokens=tc.max_new_tokens)
-        with tqdm(total=len(prompts), desc="lmsi samples", unit="sample") as bar:
+        with generation_policy(cfg, model_dir, out_dir) as policy, \
+                tqdm(total=len(prompts), desc="lmsi samples", unit="sample") as bar:
             flat = policy.complete(prompts, sampling, stop=after_final_response, progress=bar.update, seed=cfg.seed + 7)
         samples = [flat[i * lc.samples:(i + 1) * lc.samples] for i in range(len(window))]
         write_jsonl(samples_path, [{"question": e.question, "samples": s} for e, s in zip(window, samples, strict=True)])
@@ -321,8 +347,9 @@ def tripost_iterations(cfg, task: Task, expert, train, test, model_dir: Path, ru
     seen: set[str] = set()
     for k in range(1, tc.num_iterations + 1):
         iter_dir = run_dir / f"iter_{k}"
-        attempts = policy_attempts(partial(generation_policy, cfg, model_dir), task, window, tc)
-        examples, stats = collect_stage(attempts, task, expert, window, train, tc, iter_dir, cfg.seed + 1000 * k, seen)
+        with generation_policy(cfg, model_dir, iter_dir) as policy:
+            examples, stats = collect_stage(policy_attempts(policy, task, window, tc), task, expert, window, train, tc,
+                                            iter_dir, cfg.seed + 1000 * k, seen)
         log.info("iteration %d: %s", k, stats)
         log_to_trackers(loggers, f"{tc.name}/data", stats, step=k)
         if stats["examples"] < max(1, tc.min_data_length):
@@ -387,7 +414,8 @@ def run(cfg: DictConfig) -> Results:
             status = "success"
             return results
         # Evaluate the saved checkpoint: what users get is what is scored.
-        results.add("ft_rationale", evaluate_stage(generation_policy(cfg, out / "model"), task, test, cfg, out))
+        with generation_policy(cfg, out / "model", out) as policy:
+            results.add("ft_rationale", evaluate_stage(policy, task, test, cfg, out))
         if cfg.baselines.ft_si_demo and not ft_si_demo_stage(cfg, task, expert, train, test, out / "model", run_dir,
                                                              results, loggers):
             status = "success"

@@ -15,7 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from tripost.editing import EDITED, FEEDBACK_ONLY, KEPT, EditResult
+from tripost.editing import EDITED, FEEDBACK_ONLY, KEPT, UNFINISHED, EditResult
 from tripost.formats import Feedback
 from tripost.tasks import Example, Task
 from tripost.training.data import TrainExample
@@ -34,12 +34,13 @@ def split_into_turns(task: Task, question: str, result: EditResult) -> list[Trai
 
     if result.status == FEEDBACK_ONLY:
         return [example(turns[:1], IMPROVEMENT, eos=False)]
-    if result.status not in (KEPT, EDITED):
+    if result.status not in (KEPT, EDITED, UNFINISHED):
         return []
     out = [
         example([turns[i], Turn(turns[i + 1].attempt, None)], IMPROVEMENT, eos=False) for i in range(len(turns) - 1)
     ]
-    out.append(example(turns[-1:], TERMINAL, eos=True))
+    if result.status != UNFINISHED:  # its last feedback is not positive: nothing to end on
+        out.append(example(turns[-1:], TERMINAL, eos=True))
     return out
 
 

@@ -7,7 +7,7 @@ The gold policy writes the task's gold rationale for each question; evaluating i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from tripost.formats import ANSWER_HEADER
 from tripost.generation import Sampling, StopRule, after_final_response, generate
@@ -46,6 +46,39 @@ class HFPolicy:
             self.model, self.tokenizer, prompts, sampling, self.batch_size, stop=stop, progress=progress, seed=seed,
             return_finished=return_finished, engine=self.engine,
         )
+
+
+class LazyPolicy:
+    """A policy opened on its first ``complete`` and released by ``close``.
+
+    ``open_policy`` returns the policy and a function that frees what it holds (the model's
+    memory, or a server process). Nothing is loaded when a phase finds its outputs on disk.
+    """
+
+    def __init__(self, open_policy: Callable[[], tuple[Any, Callable[[], None]]]):
+        self._open, self._policy, self._release = open_policy, None, None
+
+    def complete(self, *args, **kwargs):
+        if self._policy is None:
+            self._policy, self._release = self._open()
+        return self._policy.complete(*args, **kwargs)
+
+    def close(self) -> None:
+        if self._release is not None:
+            self._release()
+        self._policy = self._release = None
+
+
+def release_model(policy: HFPolicy) -> None:
+    """Free an in-process model's memory now (on a GPU, before training takes it)."""
+    import gc
+
+    import torch
+
+    policy.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def question_of(prompt: str) -> str:
