@@ -207,6 +207,7 @@ def train_stage(cfg, start_dir: str | Path, examples: list[TrainExample], train_
             out_dir=tmp,
             section_weight=section_weight,
         )
+    release_model(start)  # the trained weights are saved; free the accelerator for the next generation phase
     if stats["global_rank"] != 0:
         return None
     write_json(stats_path, stats)

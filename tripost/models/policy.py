@@ -70,7 +70,7 @@ class LazyPolicy:
 
 
 def release_model(policy: HFPolicy) -> None:
-    """Free an in-process model's memory now (on a GPU, before training takes it)."""
+    """Free an in-process model's memory now: on a GPU, generation and training take turns."""
     import gc
 
     import torch
