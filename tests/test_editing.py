@@ -137,10 +137,18 @@ def test_still_wrong_after_max_updates_is_dropped(task):
     assert res.status == DROPPED and res.reason == NO_POSITIVE
 
 
+def test_no_filtering_keeps_an_update_that_rewrites_earlier_steps(task):
+    """Correct, but step (2), before the error step, was changed: not legitimate (SPEC 5)."""
+    skips = GOLD_TEXT.replace("= ((7 - -1) + -1) = (8 + -1) = 7.", "= ((7 - -1) + -1) = 7.")
+    assert edit_trajectory(task, _Scripted(task, [skips]), Q, "4", WRONG).reason == NOT_LEGITIMATE
+    res = edit_trajectory(task, _Scripted(task, [skips]), Q, "4", WRONG, filter_failed=False)
+    assert res.status == EDITED and [t.attempt for t in res.turns] == [WRONG, skips]
+
+
 def test_no_filtering_keeps_the_unfinished_edit_as_improvement_turns_only(task):
     """The "no filtering" ablation: the same edit is kept; it trains the update, never an ending."""
     later = GOLD_TEXT.replace("(7 - 3) = 4", "(7 - 3) = 5").replace("answer is 4", "answer is 5")
-    res = edit_trajectory(task, _Scripted(task, [later]), Q, "4", WRONG, max_updates=1, keep_unfinished=True)
+    res = edit_trajectory(task, _Scripted(task, [later]), Q, "4", WRONG, max_updates=1, filter_failed=False)
     assert res.status == UNFINISHED and [t.attempt for t in res.turns] == [WRONG, later]
     assert not parse_feedback(res.turns[-1].feedback).is_correct
     examples = split_into_turns(task, Q, res)

@@ -7,9 +7,11 @@ For one question and the model's trajectory:
   feedback is missing, unparsable or disagrees with FBK; the rest is discarded;
 - from the edit point IMP rewrites the attempt and FBK checks it, up to ``max_updates``
   times, until FBK says correct.
-Every outcome that is not kept or edited is a drop with a reason, counted by the caller, except
-in the "no filtering" ablation (``keep_unfinished``): a trajectory still wrong after
-``max_updates`` updates is then kept as *unfinished*, its improvement turns used for training.
+Every outcome that is not kept or edited is a drop with a reason, counted by the caller. The
+"no filtering" ablation (``filter_failed=False``) keeps two kinds of failed edits instead: an
+update that breaks the rules of SPEC 5 (checked by FBK and continued like any other), and a
+trajectory still wrong after ``max_updates`` updates (status *unfinished*: its improvement
+turns train, it has no terminal example).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from tripost.tasks import Task
 from tripost.trajectory import Turn, feedback_text, parse_trajectory
 
 KEPT, EDITED, FEEDBACK_ONLY, DROPPED = "kept", "edited", "feedback_only", "dropped"
-UNFINISHED = "unfinished"  # edited, but the last feedback is not positive (only with keep_unfinished)
+UNFINISHED = "unfinished"  # edited, but the last feedback is not positive (only without filtering)
 
 # Drop reasons, as counted in stats.json.
 FORMAT_ERROR = "format_error"  # no attempt could be read from the model's output
@@ -118,7 +120,7 @@ def edit_trajectory(
     continuation: str,
     max_updates: int = 5,
     max_attempt_chars: int = 4000,
-    keep_unfinished: bool = False,
+    filter_failed: bool = True,
 ) -> EditResult:
     """Edit one model trajectory (the text after the prompt) into a training trajectory."""
     turns = [t for t in parse_trajectory(continuation).turns if t.attempt.strip()]
@@ -149,12 +151,12 @@ def edit_trajectory(
         edited.append(Turn(turn.attempt, feedback_text(fbk, turn.attempt)))
         if fbk.is_correct:
             return EditResult(EDITED, turns=edited, edit_point=i)
-        return _improve(task, expert, question, edited, fbk, i, max_updates, max_attempt_chars, keep_unfinished)
+        return _improve(task, expert, question, edited, fbk, i, max_updates, max_attempt_chars, filter_failed)
     raise AssertionError("unreachable: the last turn always ends the loop")
 
 
 def _improve(task, expert, question, turns, fbk, edit_point, max_updates, max_attempt_chars,
-             keep_unfinished=False) -> EditResult:
+             filter_failed=True) -> EditResult:
     current, current_fb = turns[-1].attempt, fbk
     for update in range(1, max_updates + 1):
         new = expert.improve(question, current, current_fb)
@@ -169,12 +171,12 @@ def _improve(task, expert, question, turns, fbk, edit_point, max_updates, max_at
             return EditResult(DROPPED, reason=FBK_UNPARSABLE, edit_point=edit_point, updates=update)
         if made_no_progress(current_fb, new_fb):
             return EditResult(FEEDBACK_ONLY, turns=turns[:1], edit_point=edit_point, updates=update)
-        if not is_legitimate_update(current, new, current_fb):
+        if filter_failed and not is_legitimate_update(current, new, current_fb):
             return EditResult(DROPPED, reason=NOT_LEGITIMATE, edit_point=edit_point, updates=update)
         turns.append(Turn(new, feedback_text(new_fb, new)))
         if new_fb.is_correct:
             return EditResult(EDITED, turns=turns, edit_point=edit_point, updates=update)
         current, current_fb = new, new_fb
-    if keep_unfinished:
+    if not filter_failed:
         return EditResult(UNFINISHED, turns=turns, edit_point=edit_point, updates=max_updates)
     return EditResult(DROPPED, reason=NO_POSITIVE, edit_point=edit_point, updates=max_updates)

@@ -90,7 +90,7 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
         if o is None:
             return EditResult(DROPPED, reason=EXPERT_ERROR)
         return edit_trajectory(task, expert, e.question, e.answer, o, cfg.max_updates, cfg.max_attempt_chars,
-                               keep_unfinished=not cfg.filter_failed_edits)
+                               filter_failed=cfg.filter_failed_edits)
 
     # An API expert waits on the network: edit that many trajectories at once (threads suffice).
     with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
