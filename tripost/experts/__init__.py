@@ -11,7 +11,7 @@ def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
         from tripost.experts.scripted import ScriptedExpert
 
         return ScriptedExpert(task, imp_error_rate=verifier_cfg.imp_error_rate, seed=seed,
-                              attempt_error_rate=verifier_cfg.get("attempt_error_rate", 0.5))
+                              attempt_error_rate=verifier_cfg.attempt_error_rate)
     if verifier_cfg.name == "openai":
         from tripost.experts.openai_expert import OpenAIExpert  # imports the openai client: only when used
 
