@@ -13,6 +13,8 @@ ratios to (b).
 
     python scripts/bench_rollout.py --model outputs/word_sort/runs/<run>/ft_rationale/model
     python scripts/bench_rollout.py            # the newest default run's ft rationale model, if any
+    python scripts/bench_rollout.py --sample   # rollouts as the loop samples them (temperature 1.0):
+                                               # ours vs transformers' generate on the same batches
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=400)
     parser.add_argument("--dtype", default="float32", help="float32 (outputs must match) | bfloat16 (as the default run)")
+    parser.add_argument("--sample", action="store_true",
+                        help="sample at temperature 1.0 (top-k 50) and compare ours with the hf engine only")
     args = parser.parse_args(argv)
     model_dir = args.model or newest_model()
     if model_dir is None:
@@ -76,6 +80,17 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         out = fn()
         return out, time.perf_counter() - start
+
+    if args.sample:  # draws differ between the engines, so only speed is compared
+        sampled = Sampling(do_sample=True, temperature=1.0, max_new_tokens=args.max_new_tokens)
+        runs = {engine: timed(lambda: generate(policy.model, policy.tokenizer, prompts, sampled, args.batch,
+                                               seed=0, engine=engine)) for engine in ("hf", "loop")}
+        print(f"{len(prompts)} word_sort prompts, sampled at temperature 1.0, {args.dtype}, model {model_dir}")
+        print("| way | seconds | tokens/s |\n|---|---|---|")
+        for engine, (texts, seconds) in runs.items():
+            print(f"| {engine} engine | {seconds:.1f} | {count_tokens(policy.tokenizer, texts) / seconds:.0f} |")
+        print(f"speed-up of the loop over transformers' generate: {runs['hf'][1] / runs['loop'][1]:.1f}x")
+        return
 
     ours, t_ours = timed(lambda: generate(policy.model, policy.tokenizer, prompts, sampling, args.batch, engine="loop"))
     theirs, t_naive = timed(lambda: naive(policy.model, policy.tokenizer, prompts, sampling))

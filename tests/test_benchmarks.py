@@ -27,6 +27,9 @@ def test_bench_rollout_same_greedy_outputs(tmp_path):
     save_pretrained(build_tiny_model(tokenizer, 32, 1, 2, 64, 512, seed=0), tokenizer, tmp_path)
     out = bench("bench_rollout.py", "--model", str(tmp_path), "--prompts", "6", "--batch", "4", "--max-new-tokens", "12")
     assert "identical outputs: 6 of 6" in out
+    sampled = bench("bench_rollout.py", "--model", str(tmp_path), "--prompts", "6", "--batch", "4",
+                    "--max-new-tokens", "12", "--sample")
+    assert "| loop engine |" in sampled and "speed-up of the loop over transformers' generate" in sampled
 
 
 def test_bench_expert_concurrent_and_cached():
