@@ -12,11 +12,27 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tripost.formats import Feedback, Step, format_prompt, split_steps
+from tripost.formats import FINAL_STEP, Feedback, Step, format_prompt, split_steps
 
 
 class Unreadable(Exception):
     """An attempt (or question) a checker cannot read: ``Task.check`` reports it as unparsable."""
+
+
+def numbered_steps(attempt: str) -> tuple[list[Step], Step]:
+    """The steps (1), (2), ... of an attempt and its "(Final response)" step, for a checker;
+    Unreadable when the attempt does not have that shape (SPEC 4)."""
+    if not isinstance(attempt, str) or not attempt.strip():
+        raise Unreadable("the attempt is empty")
+    steps = split_steps(attempt)
+    if steps is None:
+        raise Unreadable("a line of the attempt is not a step")
+    if not steps or steps[-1].id != FINAL_STEP:
+        raise Unreadable("the attempt does not end with a (Final response) line")
+    numbered = steps[:-1]
+    if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
+        raise Unreadable("the steps are not numbered (1), (2), ... in order")
+    return numbered, steps[-1]
 
 
 @dataclass(frozen=True)

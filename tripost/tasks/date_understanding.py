@@ -54,7 +54,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 from tripost.formats import FINAL_STEP, Feedback, final_response, split_steps
-from tripost.tasks.base import Cell, Example, Task, Unreadable
+from tripost.tasks.base import Cell, Example, Task, Unreadable, numbered_steps
 
 MAX_STEPS_CELL = 4  # cell "s4" holds 4 or more reasoning steps
 SEEN_STEPS = (1, 2)
@@ -994,14 +994,7 @@ class DateUnderstanding(Task):
 
     def _check(self, question: str, attempt: str) -> Feedback:
         solution, _ = self._solution(question)
-        if not isinstance(attempt, str) or not attempt.strip():
-            return Feedback.unparsable("the attempt is empty")
-        steps = split_steps(attempt)
-        if not steps or steps[-1].id != FINAL_STEP:
-            return Feedback.unparsable("the attempt does not end with a (Final response) line")
-        numbered = steps[:-1]
-        if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
-            return Feedback.unparsable("the steps are not numbered (1), (2), ... in order")
+        numbered, _ = numbered_steps(attempt)
         plan_steps = solution.steps
         found: dict[str, tuple[date, str]] = {}  # day name -> (date as written, step id)
         chosen = None

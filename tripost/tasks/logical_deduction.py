@@ -59,7 +59,7 @@ from functools import lru_cache
 import numpy as np
 
 from tripost.formats import FINAL_STEP, Feedback, Step, final_response, split_steps
-from tripost.tasks.base import Cell, Example, Task, Unreadable
+from tripost.tasks.base import Cell, Example, Task, Unreadable, numbered_steps
 
 SEEN_SIZES, UNSEEN_SIZES = (3, 5), (7,)
 NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
@@ -778,19 +778,10 @@ class LogicalDeduction(Task):
 
     @staticmethod
     def _steps(attempt: str) -> tuple[list[Step], Step]:
-        if not isinstance(attempt, str) or not attempt.strip():
-            raise Unreadable("the attempt is empty")
-        steps = split_steps(attempt)
-        if steps is None:
-            raise Unreadable("a line of the attempt is not a step")
-        if steps[-1].id != FINAL_STEP:
-            raise Unreadable("the attempt does not end with a (Final response) line")
-        numbered = steps[:-1]
-        if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
-            raise Unreadable("the steps are not numbered (1), (2), ... in order")
+        numbered, final = numbered_steps(attempt)
         if len(numbered) < 2 or not _CHOICE.match(numbered[-1].text):
             raise Unreadable("the last numbered step does not choose an option")
-        return numbered, steps[-1]
+        return numbered, final
 
     def _check(self, puzzle: Puzzle, attempt: str) -> Feedback:
         numbered, final = self._steps(attempt)

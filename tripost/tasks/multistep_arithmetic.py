@@ -22,8 +22,8 @@ import string
 from dataclasses import dataclass
 from typing import Union
 
-from tripost.formats import FINAL_STEP, Feedback, final_response, format_attempt, parse_step, split_steps
-from tripost.tasks.base import Cell, Example, Task, Unreadable
+from tripost.formats import FINAL_STEP, Feedback, final_response, format_attempt, parse_step
+from tripost.tasks.base import Cell, Example, Task, Unreadable, numbered_steps
 
 LENGTHS = (3, 4, 5, 6)
 DEPTHS = ((2,), (2, 2), (2, 2, 2))
@@ -445,16 +445,7 @@ class MultistepArithmetic(Task):
     @staticmethod
     def _read(attempt: str):
         """The attempt's steps by kind; Unreadable if its format is not the rationale's."""
-        if not isinstance(attempt, str) or not attempt.strip():
-            raise Unreadable("the attempt is empty")
-        steps = split_steps(attempt)
-        if steps is None:
-            raise Unreadable("a line of the attempt is not a step")
-        if steps[-1].id != FINAL_STEP:
-            raise Unreadable("the attempt does not end with a (Final response) line")
-        numbered, final = steps[:-1], steps[-1]
-        if [s.id for s in numbered] != [str(i) for i in range(1, len(numbered) + 1)]:
-            raise Unreadable("the steps are not numbered (1), (2), ... in order")
+        numbered, final = numbered_steps(attempt)
         if len(numbered) < 2:
             raise Unreadable("the attempt needs a decomposition and a final equation")
         m = _DECOMPOSE.match(numbered[0].text.strip())
