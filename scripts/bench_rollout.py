@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteriaList
 
-from tripost.generation import Sampling, _PerSequenceStop, after_final_response, cut, cut_at_new_question, generate
+from tripost.generation import Sampling, _PerSequenceStop, after_final_response, cut, generate, stop_rules
 from tripost.models.policy import HFPolicy
 from tripost.tasks import get_task
 
@@ -40,7 +40,7 @@ def newest_model() -> Path | None:
 
 
 def naive(model, tokenizer, prompts: list[str], sampling: Sampling) -> list[str]:
-    rules = [cut_at_new_question, after_final_response]
+    rules = stop_rules(after_final_response)
     out = []
     for p in prompts:
         enc = tokenizer([p], return_tensors="pt", add_special_tokens=False)

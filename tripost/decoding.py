@@ -98,7 +98,7 @@ def decode_batch(
     batch, max_new = input_ids.size(0), sampling.max_new_tokens
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     new_tokens = torch.full((batch, max_new), pad if pad is not None else 0, dtype=torch.long)
-    lengths = [0] * batch
+    lengths = [max_new] * batch  # new tokens per row: a row that never ends runs to max_new_tokens
     ended = [False] * batch
     cache = Cache(layer_class_to_replicate=GrowingLayer)
     positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -119,9 +119,8 @@ def decode_batch(
             text = tokenizer.decode(new_tokens[row, : step + 1], skip_special_tokens=True)
             done[j] = any(rule(text) is not None for rule in rules)
         for j in torch.nonzero(done).flatten().tolist():
-            ended[int(live[j])] = True
-        for row in live.tolist():
-            lengths[row] = step + 1
+            row = int(live[j])
+            ended[row], lengths[row] = True, step + 1
         if step + 1 == max_new or bool(done.all()):
             break
         if bool(done.any()):  # finished rows leave the batch, its cache and its mask

@@ -85,6 +85,11 @@ class _PerSequenceStop(StoppingCriteria):
         return done
 
 
+def stop_rules(stop: StopRule | None) -> list[StopRule]:
+    """Every continuation stops at a new question; ``stop`` adds the caller's own rule."""
+    return [cut_at_new_question] + ([stop] if stop else [])
+
+
 def cut(text: str, rules: list[StopRule]) -> str:
     """Apply the stop rules: the text up to the earliest cut point."""
     points = [p for p in (rule(text) for rule in rules) if p is not None]
@@ -132,7 +137,7 @@ def generate(
 
     if engine not in ENGINES:
         raise ValueError(f"rollout.engine: {engine!r} is not one of {list(ENGINES)}")
-    rules: list[StopRule] = [cut_at_new_question] + ([stop] if stop else [])
+    rules = stop_rules(stop)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -47,8 +47,8 @@ class PolicyServer(ThreadingHTTPServer):
     def complete(self, body: dict) -> dict:
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         temperature = float(body.get("temperature", 1.0))
-        sampling = Sampling(do_sample=temperature > 0, temperature=temperature or 1.0,
-                            top_k=int(body.get("top_k", -1)) if int(body.get("top_k", -1)) > 0 else 0,
+        top_k = int(body.get("top_k", -1))  # vLLM's convention: -1 = off
+        sampling = Sampling(do_sample=temperature > 0, temperature=temperature or 1.0, top_k=max(top_k, 0),
                             top_p=float(body.get("top_p", 1.0)), max_new_tokens=int(body.get("max_tokens", 16)))
         stops = body.get("stop") or []
         stops = [stops] if isinstance(stops, str) else stops

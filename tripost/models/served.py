@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from tripost.generation import NEW_QUESTION, Sampling, StopRule, after_final_response, cut, cut_at_new_question
+from tripost.generation import NEW_QUESTION, Sampling, StopRule, after_final_response, cut, stop_rules
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class ServedPolicy:
         seed: int | None = None,
         return_finished: bool = False,
     ):
-        rules: list[StopRule] = [cut_at_new_question] + ([stop] if stop else [])
+        rules = stop_rules(stop)
         batches = [(start, prompts[start : start + self.batch_size]) for start in range(0, len(prompts), self.batch_size)]
 
         def run(item):
