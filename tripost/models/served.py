@@ -62,6 +62,7 @@ class ServerProcess:
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.__exit__()  # closes its log
                 raise RuntimeError(f"generation server exited with code {self.process.returncode}; see {self.log_path}")
             try:
                 if httpx.get(f"{self.url}/models", timeout=2).status_code == 200:
