@@ -5,8 +5,8 @@
       holds the batch's longest (as the reference code pads to fixed lengths).
 
 First checks that the loss per token over all examples is the same both ways (the padding is
-masked out), then trains ``--steps`` steps each way from the same weights (AdamW, bf16
-autocast, the tiny model) and prints real tokens/s of each and the ratio (b -> a).
+masked out), then trains ``--steps`` steps each way from the same weights (AdamW; bf16
+autocast where the CPU computes bf16 natively, else fp32, as ``--precision auto``; the tiny model) and prints real tokens/s of each and the ratio (b -> a).
 
     python scripts/bench_train.py                   # 1024 word_sort rationales, 40 steps of 16
 """
@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from tripost.hardware import fast_bf16
 from tripost.models.tiny import build_tiny_model, train_tokenizer
 from tripost.tasks import get_task
 from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExample, collate
@@ -49,14 +50,14 @@ def loss_sum(model, batch) -> tuple[float, int]:
     return float(weighted_token_loss(logits, batch["labels"], batch["weights"])) * n, n
 
 
-def train(model, data: list[dict], steps: int) -> tuple[float, int]:
+def train(model, data: list[dict], steps: int, bf16: bool) -> tuple[float, int]:
     """Seconds and real (unpadded) tokens of ``steps`` optimizer steps over ``data``."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     tokens, start = 0, time.perf_counter()
     for step in range(steps):
         batch = data[step % len(data)]
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss = weighted_token_loss(logits, batch["labels"], batch["weights"])
         loss.backward()
@@ -72,7 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--buckets", default="128,256,512,1024")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="auto: bf16 autocast where the CPU computes bf16 natively (as a run's precision: auto)")
     args = parser.parse_args(argv)
+    bf16 = args.precision == "bf16" or args.precision == "auto" and fast_bf16("cpu")
     buckets = [int(b) for b in args.buckets.split(",")]
 
     task = get_task("word_sort")
@@ -96,11 +100,11 @@ def main(argv: list[str] | None = None) -> None:
         for data_ in (grouped, bucketed[: len(grouped)]):
             sums = [loss_sum(model, b) for b in data_]
             per_token.append(sum(s for s, _ in sums) / sum(n for _, n in sums))
-    t_ours, n_ours = train(copy.deepcopy(model), grouped, args.steps)
-    t_buck, n_buck = train(copy.deepcopy(model), bucketed, args.steps)
+    t_ours, n_ours = train(copy.deepcopy(model), grouped, args.steps, bf16)
+    t_buck, n_buck = train(copy.deepcopy(model), bucketed, args.steps, bf16)
     padded = lambda d: sum(b["input_ids"].numel() for b in d)  # noqa: E731
     print(f"{len(data)} word_sort rationales ({data.num_tokens()} tokens), batch {args.batch}, {args.steps} steps, "
-          f"bf16 autocast, tiny model (128 hidden, 2 layers)")
+          f"{'bf16 autocast' if bf16 else 'fp32'}, tiny model (128 hidden, 2 layers)")
     print(f"loss per token at the start: ours {per_token[0]:.6f}, buckets {per_token[1]:.6f}")
     print("| way | padded tokens per epoch | seconds | real tokens/s |\n|---|---|---|---|")
     print(f"| buckets {buckets} | {padded(bucketed)} | {t_buck:.1f} | {n_buck / t_buck:.0f} |")

@@ -71,7 +71,7 @@ class ModelConfig:
     kind: str = "tiny"
     name_or_path: Optional[str] = None
     arch: TinyArch = field(default_factory=TinyArch)
-    generation_dtype: str = "float32"
+    generation_dtype: str = "auto"
 
 
 @dataclass
@@ -240,7 +240,7 @@ CHOICES = {
     "task.train.format": ("bigbench", "jsonl"),
     "task.test.format": ("bigbench", "jsonl"),
     "model.kind": ("tiny", "hf", "gold"),
-    "model.generation_dtype": ("float32", "bfloat16", "float16"),
+    "model.generation_dtype": ("auto", "float32", "bfloat16", "float16"),
     "sft.loss_normalize": ("tokens", "weights"),
     "tripost.train.loss_normalize": ("tokens", "weights"),
     "verifier.name": ("scripted", "openai"),

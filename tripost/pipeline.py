@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from tripost.data import load_examples, to_paper_record
 from tripost.generation import Sampling
+from tripost.hardware import describe as describe_hardware, resolve_dtype
 from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
 from tripost.models.policy import GoldPolicy, HFPolicy, LazyPolicy, release_model
 from tripost.results import Results
@@ -122,7 +123,8 @@ def generation_device(device: str) -> str:
 def generation_policy(cfg: DictConfig, model_dir: str | Path, phase_dir: Path) -> Iterator[LazyPolicy]:
     """The policy of ``model_dir`` for one generation phase, opened on first use and released
     when the phase ends, so its memory (or its server process) is gone before training starts.
-    In-process engines load the model in ``model.generation_dtype`` (training reloads fp32);
+    In-process engines load the model in ``model.generation_dtype`` (``auto``: bfloat16 where the
+    hardware computes it natively, else float32; training reloads fp32);
     ``rollout.engine=vllm`` serves the checkpoint from a process of its own (log in ``phase_dir``)."""
 
     def open_policy():
@@ -133,8 +135,10 @@ def generation_policy(cfg: DictConfig, model_dir: str | Path, phase_dir: Path) -
                                    cfg.rollout.server.startup_timeout_s).__enter__()
             return ServedPolicy(server.url, batch_size=cfg.eval.batch_size,
                                 concurrency=cfg.rollout.server.concurrency), server.__exit__
-        policy = HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size, dtype=cfg.model.generation_dtype,
-                               device=generation_device(cfg.rollout.device), engine=cfg.rollout.engine)
+        device = generation_device(cfg.rollout.device)
+        policy = HFPolicy.load(model_dir, batch_size=cfg.eval.batch_size,
+                               dtype=resolve_dtype(cfg.model.generation_dtype, device), device=device,
+                               engine=cfg.rollout.engine)
         return policy, partial(release_model, policy)
 
     policy = LazyPolicy(open_policy)
@@ -400,6 +404,8 @@ def run(cfg: DictConfig) -> Results:
               f"(unpriced models: {estimate['unpriced_models'] or 'none'}); details in {run_dir / 'expert_estimate.json'}")
         return results
 
+    log.info(describe_hardware(cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "cpu"),
+                               cfg.model.generation_dtype, generation_device(cfg.rollout.device)))
     # One expert for the whole run (its budget covers the run); built first, so that a missing
     # API key fails at start-up rather than after training.
     needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from tripost.hardware import resolve_precision
 from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExample, collate
 from tripost.training.module import CausalLMModule
 
@@ -76,6 +77,9 @@ def fine_tune(
         loss_normalize=sft.loss_normalize,
     )
     trainer_kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
+    # precision: auto = bf16-mixed where the hardware computes bf16 natively, else 32-true
+    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision", "auto"),
+                                                    trainer_kwargs.get("accelerator", "cpu"))
     trainer = instantiate(
         trainer_kwargs,
         max_epochs=sft.epochs,
@@ -100,4 +104,5 @@ def fine_tune(
         "seconds": round(seconds, 1),
         "tokens_per_s": round(module.tokens_seen / max(seconds, 1e-9)),
         "final_loss": None if loss is None else round(float(loss), 4),
+        "precision": trainer_kwargs["precision"],
     }
