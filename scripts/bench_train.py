@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     task = get_task("word_sort")
     cells = task.seen_cells()
     qs = task.generate(cells, -(-args.examples // len(cells)), seed=5)[: args.examples]
-    examples = [TrainExample(task.prompt(e.question) + e.rationale, len(task.prompt(e.question))) for e in qs]
+    examples = [TrainExample(task.prompt(e.question) + task.gold_attempt(e.question), len(task.prompt(e.question))) for e in qs]
     tokenizer = train_tokenizer([e.text for e in examples], vocab_size=512)
     model = build_tiny_model(tokenizer, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512,
                              max_position_embeddings=2048, seed=0)

@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tripost.config import ConfigError, validate
+from tripost.training.fit import trainer_settings
 
 from .conftest import ROOT
 
@@ -46,7 +47,9 @@ def test_trainer_configs_instantiate(tmp_path, name):
     # GPU configs are built on CPU here: the node, strategy included, must construct.
     cfg = make_cfg(tmp_path, f"trainer={name}", "trainer.accelerator=cpu", "trainer.devices=1")
     validate(cfg)
-    trainer = instantiate(OmegaConf.to_container(cfg.trainer, resolve=True), logger=False, _convert_="all")
+    kwargs, optimizer = trainer_settings(cfg.trainer)
+    trainer = instantiate(kwargs, logger=False, _convert_="all")
+    assert callable(optimizer)
     assert trainer.max_steps == -1
     if name.startswith("deepspeed"):
         from tripost.training.strategies import DeepSpeedStrategy

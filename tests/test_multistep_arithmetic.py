@@ -16,7 +16,7 @@ GOLD = (
     "(2) Let's calculate A = (7 - -1 + -1) = ((7 - -1) + -1) = (8 + -1) = 7.\n"
     "(3) Let's calculate B = (2 * 3 - 3) = ((2 * 3) - 3) = (6 - 3) = 3.\n"
     "(4) Then, the final equation is (A - B) = (7 - 3) = 4.\n"
-    "(Final response) So the answer is 4.\n"
+    "(Final response) So the answer is 4."  # the reference's rationales end without a newline
 )
 Q22 = "(((1 + 2 * 3) - (4 - 5 - 6)) * ((-7 * 8 + 9) + (2 - -3 * 4)))"
 GOLD22 = (
@@ -26,8 +26,9 @@ GOLD22 = (
     "(3) Let's calculate B = (4 - 5 - 6) = ((4 - 5) - 6) = (-1 - 6) = -7.\n"
     "(4) Let's calculate C = (-7 * 8 + 9) = ((-7 * 8) + 9) = (-56 + 9) = -47.\n"
     "(5) Let's calculate D = (2 - -3 * 4) = (2 - (-3 * 4)) = (2 - -12) = 14.\n"
-    "(6) Then, the final equation is ((A - B) * (C + D)) = ((7 - -7) * (-47 + 14)) = (14 * -33) = -462.\n"
-    "(Final response) So the answer is -462.\n"
+    "(6) Then, the final equation is ((A - B) * (C + D)) = ((7 - -7) * (-47 + 14)) = (14 * (-47 + 14))"
+    " = (14 * -33) = -462.\n"
+    "(Final response) So the answer is -462."
 )
 
 
@@ -127,7 +128,8 @@ def test_many_gold_rationales_are_correct_and_consistent(task):
         assert task.is_consistent(e.rationale, e.answer)
         assert task.parse_answer(e.rationale) == e.answer == task.gold_answer(e.question)
         assert int(e.answer) == py_eval(e.question)
-        assert e.rationale.endswith(f"(Final response) So the answer is {e.answer}.\n")
+        assert e.rationale.endswith(f"(Final response) So the answer is {e.answer}.")
+        assert task.gold_attempt(e.question) == e.rationale + "\n"
         steps = split_steps(e.rationale)
         assert [s.id for s in steps] == [str(i) for i in range(1, len(steps))] + [FINAL_STEP]
         assert len(steps) == 2 ** len(task.cell(e.cell).params["depth"]) + 3
@@ -238,6 +240,7 @@ def test_two_by_two_errors(task):
     wrong_tpl = GOLD22.replace('"((A - B) * (C + D))"', '"((A - B) * (C - D))"')
     assert (task.check(Q22, wrong_tpl).step, task.check(Q22, wrong_tpl).segment) == ("1", "((A - B) * (C - D))")
     reduce_error = GOLD22.replace("(14 * -33) = -462", "(14 * -33) = -463")
+    assert reduce_error != GOLD22
     fb = task.check(Q22, reduce_error)
     assert (fb.step, fb.segment, fb.reason) == ("6", "(14 * -33) = -463", "there is a calculation error, since -462 is not equal to -463")
 
@@ -266,13 +269,13 @@ def test_equivalent_writing_is_accepted(task):
         "   \n",
         "garbage",
         GOLD[:120],
-        GOLD.replace("(Final response) So the answer is 4.\n", ""),  # missing final line
+        GOLD.replace("\n(Final response) So the answer is 4.", ""),  # missing final line
         GOLD.replace("So the answer is 4.", "So the answer is four."),
         "(1) hello\n(Final response) So the answer is 4.\n",
         GOLD.replace("(4) Then", "(5) Then"),  # numbering
         GOLD.replace("(4) Then, the final equation is (A - B) = (7 - 3) = 4.\n", ""),  # no final equation
         GOLD.replace("(2) Let's", "(2) Now let's"),
-        GOLD + "some trailing words\n",
+        GOLD + "\nsome trailing words\n",
         "(1) " + "(" * 5000 + "\n(Final response) So the answer is 4.\n",
         None,
     ],
@@ -304,3 +307,119 @@ def test_truncations_and_mutations_never_raise(task):
                 assert fb.segment and fb.segment in line.text and fb.reason
             if fb.is_correct:
                 assert task.parse_answer(mutated) == e.answer
+
+
+# ------------------------------------------------------------------ the reference's exact format (SPEC 9)
+
+Q222 = (
+    "((((1 - 2 + 3) * (4 * -1 - 2)) - ((3 + 3 * 3) + (0 - 5 - -5)))"
+    " + (((2 * 2 * 2) - (-1 + 1 * 6)) * ((9 - 8 + 7) - (6 - 5 * 4)))) = "
+)
+GOLD222 = (
+    '(1) This equation can be written as "(((A * B) - (C + D)) + ((E - F) * (G - H)))", where'
+    " A = (1 - 2 + 3), B = (4 * -1 - 2), C = (3 + 3 * 3), D = (0 - 5 - -5), E = (2 * 2 * 2),"
+    " F = (-1 + 1 * 6), G = (9 - 8 + 7) and H = (6 - 5 * 4).\n"
+    "(2) Let's calculate A = (1 - 2 + 3) = ((1 - 2) + 3) = (-1 + 3) = 2.\n"
+    "(3) Let's calculate B = (4 * -1 - 2) = ((4 * -1) - 2) = (-4 - 2) = -6.\n"
+    "(4) Let's calculate C = (3 + 3 * 3) = (3 + (3 * 3)) = (3 + 9) = 12.\n"
+    "(5) Let's calculate D = (0 - 5 - -5) = ((0 - 5) - -5) = (-5 - -5) = 0.\n"
+    "(6) Let's calculate E = (2 * 2 * 2) = ((2 * 2) * 2) = (4 * 2) = 8.\n"
+    "(7) Let's calculate F = (-1 + 1 * 6) = (-1 + (1 * 6)) = (-1 + 6) = 5.\n"
+    "(8) Let's calculate G = (9 - 8 + 7) = ((9 - 8) + 7) = (1 + 7) = 8.\n"
+    "(9) Let's calculate H = (6 - 5 * 4) = (6 - (5 * 4)) = (6 - 20) = -14.\n"
+    # rounds: the four innermost pairs left to right, then the two middle ones, then the outer one
+    "(10) Then, the final equation is (((A * B) - (C + D)) + ((E - F) * (G - H)))"
+    " = (((2 * -6) - (12 + 0)) + ((8 - 5) * (8 - -14)))"
+    " = ((-12 - (12 + 0)) + ((8 - 5) * (8 - -14)))"
+    " = ((-12 - 12) + ((8 - 5) * (8 - -14)))"
+    " = ((-12 - 12) + (3 * (8 - -14)))"
+    " = ((-12 - 12) + (3 * 22))"
+    " = (-24 + (3 * 22))"
+    " = (-24 + 66) = 42.\n"
+    "(Final response) So the answer is 42."
+)
+# The same 2x2 question as GOLD22, written with several operations per "=" (a model may do so).
+GOLD22_MULTI = GOLD22.replace(" = (14 * (-47 + 14))", "").replace(
+    "(4 - 5 - 6) = ((4 - 5) - 6) = (-1 - 6) = -7", "(4 - 5 - 6) = -7"
+)
+
+
+def test_one_operation_per_equals_in_groups_and_final_equation(task):
+    assert task.gold_rationale(Q222) == GOLD222 and task.gold_answer(Q222) == "42" == str(py_eval(Q222))
+    assert task.cell_of(Q222).name == "l3_d2x2x2"
+    # operations ready in the same round go left to right before the next round: "5 * 2" is
+    # reduced before "7 + 2", whose left operand only became a number in this round
+    r = task.gold_rationale("((4 - -3 + 2 + 5 * 2) - (3 * 2 + 1 - 3 * 2)) =")
+    assert (
+        "A = (4 - -3 + 2 + 5 * 2) = (((4 - -3) + 2) + (5 * 2)) = ((7 + 2) + (5 * 2)) = ((7 + 2) + 10)"
+        " = (9 + 10) = 19." in r
+    )
+    # two identical ready operations are reduced together; the second one's turn repeats the line
+    assert "B = (3 * 2 + 1 - 3 * 2) = (((3 * 2) + 1) - (3 * 2)) = ((6 + 1) - 6) = ((6 + 1) - 6) = (7 - 6) = 1." in r
+    assert r.endswith("(4) Then, the final equation is (A - B) = (19 - 1) = 18.\n(Final response) So the answer is 18.")
+    assert task.check("((4 - -3 + 2 + 5 * 2) - (3 * 2 + 1 - 3 * 2)) =", r).is_correct
+
+
+def test_rationale_has_no_trailing_newline_attempt_has_one(task):
+    for q in (Q, Q22, Q222):
+        rationale = task.gold_rationale(q)
+        assert not rationale.endswith("\n") and task.gold_attempt(q) == rationale + "\n"
+        assert task.check(q, rationale).is_correct and task.check(q, task.gold_attempt(q)).is_correct
+        assert task.is_consistent(rationale, task.gold_answer(q))
+
+
+def test_checker_accepts_one_and_several_operations_per_equals(task):
+    assert task.check(Q22, GOLD22).is_correct
+    assert GOLD22_MULTI != GOLD22 and task.check(Q22, GOLD22_MULTI).is_correct
+    assert task.is_consistent(GOLD22_MULTI, "-462")
+    assert task.check(Q222, GOLD222).is_correct
+
+
+def test_checker_finds_calculation_errors_in_one_operation_steps(task):
+    wrong_group = GOLD222.replace("(6 - (5 * 4)) = (6 - 20)", "(6 - (5 * 4)) = (6 - 21)")
+    fb = task.check(Q222, wrong_group)
+    assert (fb.step, fb.segment, fb.reason) == (
+        "9", "(6 - (5 * 4)) = (6 - 21)", "there is a calculation error, since -14 is not equal to -15"
+    )
+    wrong_final = GOLD222.replace(" = ((-12 - 12) + (3 * 22))", " = ((-12 - 12) + (3 * 21))", 1)
+    fb = task.check(Q222, wrong_final)
+    assert (fb.step, fb.segment, fb.reason) == (
+        "10", "((-12 - 12) + (3 * (8 - -14))) = ((-12 - 12) + (3 * 21))",
+        "there is a calculation error, since 42 is not equal to 39",
+    )
+    # the earliest wrong step wins even when the final equation is also wrong
+    both = wrong_final.replace("(-1 + 3) = 2.", "(-1 + 3) = 3.")
+    assert task.check(Q222, both).step == "2"
+
+
+def test_questions_as_files_write_them(task):
+    # raw pool: "Q: <expression> = " (trailing space); BIG-Bench Hard: "<expression> ="
+    for q in ("Q: " + Q22 + " = ", Q22 + " =", Q22 + " = ", Q22):
+        assert task.cell_of(q).name == "l3_d2x2" and task.gold_rationale(q) == GOLD22
+        assert task.gold_answer(q) == "-462"
+    five = "((1 - 2 * 3 + 4 - 5) * (-6 + 7 - 8 * 9 + 0)) = "
+    assert task.cell_of("Q: " + five).name == "l5_d2"
+    six = "((1 - 2 * 3 + 4 - 5 + 6) - (-6 + 7 - 8 * 9 + 0 + 1)) ="
+    assert task.cell_of(six).name == "l6_d2" and task.check(six, task.gold_rationale(six)).is_correct
+
+
+def test_int_gold_answer_via_answer_from_data(task):
+    assert task.answer_from_data(-462) == "-462" == task.answer_from_data("-462") == task.answer_from_data(" -462 ")
+    ex = task.example_from_file(Q22, task.answer_from_data(-462))
+    assert (ex.answer, ex.cell, ex.seen) == ("-462", "l3_d2x2", True)
+    assert task.answers_match(task.parse_answer(GOLD22), ex.answer)
+    for bad in (None, True, {"a": 1}, ""):
+        with pytest.raises(ValueError):
+            task.answer_from_data(bad)
+
+
+def test_operands_outside_the_domain_are_refused_with_a_reason(task):
+    for q in ("((12 + 2 + 3) - (4 + 5 + 6)) =", "((1 + 2 + 3) - (4 + 5 + -10)) ="):
+        with pytest.raises(ValueError, match=r"operand -?1\d is outside -9\.\.9"):
+            task.cell_of(q)
+        with pytest.raises(ValueError, match="outside"):
+            task.example_from_file(q, "0")
+        with pytest.raises(ValueError, match="outside"):
+            task.example_from_file(q, "0", cell="l3_d2")  # a named cell does not let it through
+    wide = MultistepArithmetic(min_operand=-20, max_operand=20)  # its own range is its domain
+    assert wide.cell_of("((12 + 2 + 3) - (4 + 5 + 6)) =").name == "l3_d2"

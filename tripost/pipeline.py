@@ -28,6 +28,7 @@ from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_json
 from tripost.models.policy import GoldPolicy, HFPolicy, LazyPolicy, release_model
 from tripost.results import Results
 from tripost.tasks import Example, Task, get_task
+from tripost.tasks.base import as_attempt
 from tripost.training.data import TrainExample
 
 log = logging.getLogger("tripost")
@@ -80,7 +81,7 @@ def rationale_training_set(task: Task, examples: list[Example]) -> list[TrainExa
     out = []
     for e in examples:
         prompt = task.prompt(e.question)
-        out.append(TrainExample(text=prompt + e.rationale, prompt_chars=len(prompt), kind="rationale"))
+        out.append(TrainExample(text=prompt + as_attempt(e.rationale), prompt_chars=len(prompt), kind="rationale"))
     return out
 
 
@@ -95,7 +96,7 @@ def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pa
     from tripost.models.tiny import build_tiny_model, save_pretrained, train_tokenizer
 
     arch = cfg.model.arch
-    texts = [task.prompt(e.question) + e.rationale for e in train]
+    texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train]
     tokenizer = train_tokenizer(texts, vocab_size=arch.vocab_size)
     model = build_tiny_model(
         tokenizer,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from tripost.editing import EDITED, FEEDBACK_ONLY, KEPT, UNFINISHED, EditResult
 from tripost.formats import Feedback
 from tripost.tasks import Example, Task
+from tripost.tasks.base import as_attempt
 from tripost.training.data import TrainExample
 from tripost.trajectory import Turn, feedback_text, render_turns
 
@@ -61,7 +62,7 @@ def gold_examples(task: Task, examples: list[Example], count: int, present: set[
         if len(out) >= count:
             break
         prompt = task.prompt(ex.question)
-        rationale = ex.rationale or task.gold_rationale(ex.question)
+        rationale = as_attempt(ex.rationale) if ex.rationale else task.gold_attempt(ex.question)
         text = prompt + render_turns([Turn(rationale, feedback_text(Feedback.correct(), rationale))], task.info)
         if text not in present:
             out.append(TrainExample(text, len(prompt), kind=GOLD, eos=True))

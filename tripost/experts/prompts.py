@@ -119,7 +119,7 @@ def build_demos(task: Task, shots: int, seed: int = 0) -> list[Demo]:
         if not feedback.is_error or update is None:
             continue
         questions.add(example.question)
-        demos.append(Demo(example.question, task.gold_rationale(example.question), wrong, feedback, update))
+        demos.append(Demo(example.question, task.gold_attempt(example.question), wrong, feedback, update))
     if len(demos) < shots:
         raise RuntimeError(f"task {task.name}: found only {len(demos)} of {shots} few-shot demonstrations")
     return demos

@@ -36,7 +36,7 @@ class ScriptedExpert(Expert):
             wrong = self.task.inject_error(question, rng)
             if wrong is not None:
                 return wrong
-        return self.task.gold_rationale(question)
+        return self.task.gold_attempt(question)
 
     def reseed(self, seed: int) -> None:
         self.seed = seed
@@ -48,7 +48,7 @@ class ScriptedExpert(Expert):
         if not feedback.is_error:
             return None
         steps = split_steps(attempt)
-        gold = split_steps(self.task.gold_rationale(question))
+        gold = split_steps(self.task.gold_attempt(question))
         if steps is None or gold is None:
             return None
         ids = [s.id for s in steps]

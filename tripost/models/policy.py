@@ -96,7 +96,7 @@ class GoldPolicy:
     def complete(self, prompts, sampling=None, stop=None, progress=None, seed=None, return_finished=False):
         out = []
         for p in prompts:
-            out.append(self.task.gold_rationale(question_of(p)))
+            out.append(self.task.gold_attempt(question_of(p)))
             if progress:
                 progress(1)
         return (out, [True] * len(out)) if return_finished else out

@@ -19,6 +19,11 @@ class Unreadable(Exception):
     """An attempt (or question) a checker cannot read: ``Task.check`` reports it as unparsable."""
 
 
+def as_attempt(rationale: str) -> str:
+    """A rationale (reference format, no final newline) as an attempt body: every line ends in "\\n"."""
+    return rationale.rstrip("\n") + "\n"
+
+
 def numbered_steps(attempt: str) -> tuple[list[Step], Step]:
     """The steps (1), (2), ... of an attempt and its "(Final response)" step, for a checker;
     Unreadable when the attempt does not have that shape (SPEC 4)."""
@@ -110,7 +115,12 @@ class Task(ABC):
 
     @abstractmethod
     def gold_rationale(self, question: str) -> str:
-        """The gold attempt body for a question: step lines and the final response line."""
+        """The gold rationale of a question in the reference's exact format (SPEC 9): step lines
+        and the final response line, joined by newlines, with no newline at the end."""
+
+    def gold_attempt(self, question: str) -> str:
+        """The gold rationale as an attempt body inside a trajectory (every line ends in a newline)."""
+        return as_attempt(self.gold_rationale(question))
 
     @abstractmethod
     def gold_answer(self, question: str) -> str:
@@ -126,6 +136,23 @@ class Task(ABC):
     def normalize_answer(self, answer: str) -> str:
         """Canonical form of a gold answer from a file (e.g. BIG-Bench targets)."""
         return answer.strip()
+
+    # JSON types a data file's gold answer may have for this task (word sort adds list).
+    answer_types: tuple[type, ...] = (str, int)
+
+    def answer_from_data(self, value: Any) -> str:
+        """A gold answer as a data file holds it (any JSON value), normalised; ValueError naming
+        the problem when this task's answers cannot have that type (null, a dict, ...)."""
+        if isinstance(value, bool) or not isinstance(value, self.answer_types):
+            raise ValueError(f"gold answer {value!r} ({type(value).__name__}) is not a {self.name} answer")
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"gold answer {value!r} is not a list of words")
+            value = " ".join(value)
+        answer = self.normalize_answer(str(value))
+        if not answer:
+            raise ValueError("gold answer is empty")
+        return answer
 
     @abstractmethod
     def is_consistent(self, attempt: str, answer: str) -> bool:

@@ -6,7 +6,8 @@ levels of ``depth`` ([2]: two groups, [2, 2]: four, [2, 2, 2]: eight).
 
 The gold rationale (SPEC 4) names the innermost groups A, B, ... in step (1), computes one
 group per step with full parenthesisation (multiplication first, then left to right),
-reducing every innermost operation at once per "=", and ends with the outer equation.
+reducing exactly one operation per "=" in the reference's order (``reduction_chain``), and ends
+with the outer equation, reduced the same way, byte for byte as the paper's data (SPEC 9).
 The scripted checker (SPEC 5) walks the steps in order and reports the first failure.
 
 Arithmetic is exact (Python ints) and expressions are read by a small parser of our own,
@@ -22,7 +23,7 @@ import string
 from dataclasses import dataclass
 from typing import Union
 
-from tripost.formats import FINAL_STEP, Feedback, final_response, format_attempt, parse_step
+from tripost.formats import FINAL_STEP, Feedback, final_response, parse_step
 from tripost.tasks.base import Cell, Example, Task, Unreadable, numbered_steps
 
 LENGTHS = (3, 4, 5, 6)
@@ -30,6 +31,7 @@ DEPTHS = ((2,), (2, 2), (2, 2, 2))
 SEEN_LENGTHS = (3, 4)
 SEEN_DEPTHS = ((2,), (2, 2))
 OPERATORS = "+-*"
+DOMAIN = (-9, 9)  # BIG-Bench's operands; questions with others belong to no cell
 
 
 def cell_name(length: int, depth) -> str:
@@ -127,8 +129,7 @@ def parse(text: str, allow_vars: bool = False) -> Node:
 def evaluate(node: Node, env: dict[str, int] | None = None) -> int:
     if isinstance(node, tuple):
         op, left, right = node
-        a, b = evaluate(left, env), evaluate(right, env)
-        return a + b if op == "+" else a - b if op == "-" else a * b
+        return _apply(op, evaluate(left, env), evaluate(right, env))
     if isinstance(node, str):
         if env is None or node not in env:
             raise KeyError(node)
@@ -143,22 +144,58 @@ def render(node: Node) -> str:
     return str(node)
 
 
-def reduce_innermost(node: Node) -> Node:
-    """Replace every operation whose two operands are numbers by its value, all at once."""
+def _apply(op: str, a: int, b: int) -> int:
+    return a + b if op == "+" else a - b if op == "-" else a * b
+
+
+def _ready(node: Node, path: tuple[int, ...] = ()) -> list[tuple[int, ...]]:
+    """Paths (child indices 1/2) to the operations whose two operands are numbers, left to right."""
     if not isinstance(node, tuple):
-        return node
+        return []
+    if isinstance(node[1], int) and isinstance(node[2], int):
+        return [path]
+    return _ready(node[1], path + (1,)) + _ready(node[2], path + (2,))
+
+
+def _at(node: Node, path: tuple[int, ...]) -> Node:
+    for i in path:
+        node = node[i]
+    return node
+
+
+def _reduce_at(node: Node, path: tuple[int, ...]) -> Node:
+    """``node`` with the operation at ``path`` replaced by its value."""
+    if not path:
+        return _apply(*node)
     op, left, right = node
-    if isinstance(left, int) and isinstance(right, int):
-        return left + right if op == "+" else left - right if op == "-" else left * right
-    return (op, reduce_innermost(left), reduce_innermost(right))
+    if path[0] == 1:
+        return (op, _reduce_at(left, path[1:]), right)
+    return (op, left, _reduce_at(right, path[1:]))
 
 
 def reduction_chain(node: Node) -> list[str]:
-    """Renderings from ``node`` down to one number, one innermost reduction per item."""
+    """Renderings from ``node`` down to one number, one operation reduced per item (SPEC 9).
+
+    The order is the reference's: in rounds, each operation whose operands are both numbers at
+    the start of the round, left to right; then the next round. This is not "always the leftmost
+    reducible operation": in ``(((6 - -4) + -9) + (6 * 7))`` the reference reduces "6 - -4",
+    then "6 * 7" (ready in the same round), and only then "10 + -9".
+
+    The reference replaces an operation's text everywhere in the line, so operations written
+    identically in the same round, e.g. the two "(2 * 1)" of ``(((2 * 1) + -4) - ((2 * 1) * -9))``,
+    are reduced together at the first one's turn, and the later one's turn repeats the line
+    unchanged. We reproduce that, to be byte-identical to its rationales.
+    """
     chain = [render(node)]
     while isinstance(node, tuple):
-        node = reduce_innermost(node)
-        chain.append(render(node))
+        ready = _ready(node)  # ready operations never contain one another: paths stay valid
+        for path in ready:
+            target = _at(node, path)
+            if isinstance(target, tuple):  # else already reduced with an identical twin
+                for twin in ready:
+                    if _at(node, twin) == target:
+                        node = _reduce_at(node, twin)
+            chain.append(render(node))
     return chain
 
 
@@ -383,14 +420,42 @@ class MultistepArithmetic(Task):
         return Example(question, self.gold_answer(question), cell.name, cell.seen, self.gold_rationale(question))
 
     def cell_of(self, question: str) -> Cell | None:
+        """The cell of a question of ours or from a file ("Q: " and a trailing "=" allowed); None for
+        another shape; ValueError, naming the operand, for an operand outside the task's domain."""
         try:
-            found = shape_cell(question_shape(question))
+            shape = question_shape(question)
+            found = shape_cell(shape)
         except (ParseError, RecursionError):
             return None
         if found is None or not found[1]:
             return None
+        self._check_operands(shape)
         name = cell_name(*found)
         return next((c for c in self._cells if c.name == name), None)
+
+    def _check_operands(self, shape: Shape) -> None:
+        """The cells are BIG-Bench's, whose operands are -9..9 (widened to the configured range):
+        a question with other operands is out of the domain, so a loader skips it and says why,
+        rather than mixing it into a cell's accuracy."""
+        low, high = min(DOMAIN[0], self.min_operand), max(DOMAIN[1], self.max_operand)
+        for group in shape_groups(shape):
+            for number in group.tokens[::2]:
+                if not low <= int(number) <= high:
+                    raise ValueError(
+                        f"operand {number} is outside {low}..{high}, the operands of this task's cells"
+                    )
+
+    def example_from_file(
+        self, question: str, answer: str, rationale: str | None = None, cell: str | None = None
+    ) -> Example:
+        """As the base class, and a named cell does not let an out-of-domain operand through."""
+        try:
+            shape = question_shape(question)
+        except (ParseError, RecursionError):
+            shape = None  # the base class says the question fits no cell
+        if shape is not None:
+            self._check_operands(shape)
+        return super().example_from_file(question, answer, rationale, cell)
 
     # ------------------------------------------------------------------ text
     def gold_answer(self, question: str) -> str:
@@ -419,8 +484,9 @@ class MultistepArithmetic(Task):
         if final[0] != template_text:
             final.insert(0, template_text)
         steps.append(f"Then, the final equation is {' = '.join(final)}.")
-        numbered = [(str(i), text) for i, text in enumerate(steps, start=1)]
-        return format_attempt(numbered + [(FINAL_STEP, f"So the answer is {final[-1]}.")])
+        lines = [f"({i}) {text}" for i, text in enumerate(steps, start=1)]
+        lines.append(f"({FINAL_STEP}) So the answer is {final[-1]}.")
+        return "\n".join(lines)  # the reference's rationales end without a newline (SPEC 9)
 
     def parse_answer(self, attempt: str) -> str | None:
         line = final_response(attempt) if isinstance(attempt, str) else None

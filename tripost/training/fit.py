@@ -25,6 +25,16 @@ def build_callbacks(cfg: DictConfig | None, with_logger: bool = True) -> list:
     return [c for c in callbacks if with_logger or not isinstance(c, LearningRateMonitor)]
 
 
+def trainer_settings(trainer_cfg: DictConfig) -> tuple[dict[str, Any], Any]:
+    """The ``trainer`` node split into Lightning Trainer arguments, with ``precision: auto``
+    resolved for this hardware, and the optimizer (a partial: the module gives it the
+    parameter groups and the stage's lr)."""
+    kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
+    optimizer = kwargs.pop("optimizer", None)
+    kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), kwargs.get("accelerator", "cpu"))
+    return kwargs, instantiate(optimizer) if optimizer else None
+
+
 def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
     """Save the trained model from rank 0; under ZeRO-3 gather the sharded parameters first."""
     state = None
@@ -69,17 +79,15 @@ def fine_tune(
         collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
         num_workers=sft.num_workers,
     )
+    trainer_kwargs, optimizer = trainer_settings(trainer_cfg)
     module = CausalLMModule(
         model,
         lr=sft.lr,
         weight_decay=sft.weight_decay,
         warmup_ratio=sft.warmup_ratio,
         loss_normalize=sft.loss_normalize,
+        optimizer=optimizer,
     )
-    trainer_kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
-    # precision: auto = bf16-mixed where the hardware computes bf16 natively, else 32-true
-    trainer_kwargs["precision"] = resolve_precision(trainer_kwargs.get("precision", "auto"),
-                                                    trainer_kwargs.get("accelerator", "cpu"))
     trainer = instantiate(
         trainer_kwargs,
         max_epochs=sft.epochs,

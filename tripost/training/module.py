@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Callable
+
 import pytorch_lightning as pl
 import torch
 
@@ -23,12 +26,15 @@ class CausalLMModule(pl.LightningModule):
         weight_decay: float,
         warmup_ratio: float,
         loss_normalize: str = "tokens",
-        betas: tuple[float, float] = (0.9, 0.999),
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
     ):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
-        self.loss_normalize, self.betas = loss_normalize, tuple(betas)
+        self.loss_normalize = loss_normalize
+        # The optimizer class with its fixed settings (trainer.optimizer, a _partial_ node); it
+        # gets the parameter groups, lr and weight decay of the stage here.
+        self.make_optimizer = optimizer or partial(torch.optim.AdamW, betas=(0.9, 0.999))
         self.tokens_seen = 0
 
     def forward(self, input_ids, attention_mask):
@@ -51,7 +57,7 @@ class CausalLMModule(pl.LightningModule):
             {"params": decay, "weight_decay": self.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas)
+        optimizer = self.make_optimizer(groups, lr=self.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_ratio * total)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_linear_decay(s, total, warmup))

@@ -1,0 +1,59 @@
+"""Fit one trainer config for a few steps on one fixed batch and print the loss per step as JSON.
+
+Run in a subprocess by tests/test_trainers.py (DeepSpeed and DDP set up process groups that
+must not outlive the test):  python -m tests.trainer_probe OUT_DIR trainer=deepspeed_zero3 ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tests.conftest import ROOT
+from tripost.models.tiny import build_tiny_model, train_tokenizer
+from tripost.training.data import TrainExample
+from tripost.training.fit import fine_tune
+
+
+class LossRecorder(pl.Callback):
+    """The training loss after every optimizer step, written to ``path`` at the end of the fit."""
+
+    def __init__(self, path: str):
+        self.path, self.losses = path, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(float(loss))
+
+    def on_train_end(self, trainer, pl_module):
+        if trainer.is_global_zero:
+            with open(self.path, "w") as f:
+                json.dump(self.losses, f)
+
+
+def main(out_dir: str, *overrides: str) -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"paths.output_dir={out_dir}", "logger=none", *overrides])
+    texts = ["Q: Sort the following words alphabetically:\nList: pear apple\nAnswer: Let's think step by step.\n"
+             "(Final response) So the answer is: apple pear.\n"] * 4
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    model = build_tiny_model(tokenizer, hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position_embeddings=256, seed=0)
+    prompt_chars = texts[0].index("(Final")
+    examples = [TrainExample(t, prompt_chars) for t in texts]
+    sft = OmegaConf.create({"epochs": 1000, "lr": 1e-2, "weight_decay": 0.0, "warmup_ratio": 0.0, "batch_size": 4,
+                            "max_length": 256, "mask_prompt": True, "loss_normalize": "tokens", "num_workers": 0})
+    callbacks = {"losses": {"_target_": "tests.trainer_probe.LossRecorder", "path": f"{out_dir}/losses.json"}}
+    stats = fine_tune(model, tokenizer, examples, sft=sft, trainer_cfg=cfg.trainer, callbacks_cfg=OmegaConf.create(callbacks),
+                      loggers=[], seed=0, out_dir=f"{out_dir}/model")
+    if stats["global_rank"] == 0:
+        with open(f"{out_dir}/stats.json", "w") as f:
+            json.dump(stats, f)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
