@@ -41,6 +41,7 @@ def main(cfg: DictConfig) -> float | None:
 
     import pytorch_lightning as pl
 
+    from tripost.data import DataFileError
     from tripost.experts import BudgetExceeded
     from tripost.pipeline import run
 
@@ -48,8 +49,8 @@ def main(cfg: DictConfig) -> float | None:
     out_dir = cfg.paths.output_dir
     try:
         results = run(cfg)
-    except ConfigError as e:  # found when a part is built, e.g. an API key missing from the environment
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, DataFileError) as e:  # found when a part is built (an API key missing from the
+        print(f"error: {e}", file=sys.stderr)  # environment) or a data file yields nothing usable
         sys.exit(2)
     except BudgetExceeded as e:
         print(f"stopped: {e}. Finished stages and the expert's replies are saved; "

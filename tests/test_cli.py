@@ -12,7 +12,7 @@ import pytest
 from .conftest import ROOT
 
 
-def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: int = 900, expect: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *args],
@@ -22,7 +22,7 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == expect, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 

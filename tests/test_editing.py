@@ -41,7 +41,7 @@ def expert(task, rate=0.0, seed=0):
 
 
 def test_gold_text_is_what_the_task_writes(task):
-    assert task.gold_rationale(Q) == GOLD_TEXT
+    assert task.gold_attempt(Q) == GOLD_TEXT and task.gold_rationale(Q) == GOLD_TEXT.rstrip("\n")
     assert task.check(Q, WRONG).is_error and task.check(Q, WRONG).step == "3"
 
 
@@ -242,7 +242,7 @@ def test_an_expert_attempt_that_fails_drops_only_its_question(task, tmp_path):
     window = [Example(Q, "4", "l2_d2", True), Example(other, task.gold_answer(other), "l2_d2", True)]
     writer = FlakyWriter(task, attempt_error_rate=0.0)
     outputs = expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0)
-    assert outputs[0] is None and outputs[1] == task.gold_rationale(other)
+    assert outputs[0] is None and outputs[1] == task.gold_attempt(other)
     assert expert_attempts(writer, window, tmp_path / "rollouts.jsonl", seed=0) == outputs  # read back
     cfg = SimpleNamespace(max_updates=5, max_attempt_chars=4000, filter_failed_edits=True)
     results = edit_all(task, writer, window, outputs, cfg, tmp_path / "edited.jsonl")

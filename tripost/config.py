@@ -32,7 +32,9 @@ class ConfigError(ValueError):
 class TrainData:
     source: str = "generate"
     path: Optional[str] = None
-    format: str = "jsonl"
+    format: str = "auto"
+    split: Optional[str] = "train"
+    strict: bool = False
     size: int = 550
     cells: Optional[list[str]] = None
     seed_offset: int = 0
@@ -42,7 +44,9 @@ class TrainData:
 class TestData:
     source: str = "generate"
     path: Optional[str] = None
-    format: str = "bigbench"
+    format: str = "auto"
+    split: Optional[str] = "validation"
+    strict: bool = False
     per_cell: int = 30
     cells: Optional[list[str]] = None
     seed_offset: int = 1000
@@ -52,6 +56,7 @@ class TestData:
 class TaskConfig:
     name: str = "multistep_arithmetic"
     options: dict[str, Any] = field(default_factory=dict)
+    max_question_chars: int = 20000
     train: TrainData = field(default_factory=TrainData)
     test: TestData = field(default_factory=TestData)
 
@@ -237,8 +242,8 @@ class RunConfig:
 CHOICES = {
     "task.train.source": ("generate", "file"),
     "task.test.source": ("generate", "file"),
-    "task.train.format": ("bigbench", "jsonl"),
-    "task.test.format": ("bigbench", "jsonl"),
+    "task.train.format": ("auto", "jsonl", "rationale", "text", "bigbench"),
+    "task.test.format": ("auto", "jsonl", "rationale", "text", "bigbench"),
     "model.kind": ("tiny", "hf", "gold"),
     "model.generation_dtype": ("auto", "float32", "bfloat16", "float16"),
     "sft.loss_normalize": ("tokens", "weights"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import wraps
 
 from tripost.experts import Expert, ExpertError
-from tripost.formats import FINAL_STEP, Feedback, final_response, parse_feedback, split_steps
+from tripost.formats import FINAL_STEP, Feedback, error_position, final_response, parse_feedback, split_steps
 from tripost.tasks import Task
 from tripost.trajectory import Turn, feedback_text, parse_trajectory
 
@@ -87,15 +87,15 @@ def is_legitimate_update(previous: str, update: str, old: Feedback) -> bool:
     before, after = split_steps(previous), split_steps(update)
     if before is None or after is None:
         return False
-    old_steps = {s.id: s.text for s in before}
-    new_steps = {s.id: s.text for s in after}
-    for s in before:
-        if step_key(s.id) < step_key(old.step) and new_steps.get(s.id) != s.text:
-            return False
-    new_text = new_steps.get(old.step)
-    if new_text is None or new_text == old_steps.get(old.step):
+    at = error_position(before, old.step, old.segment)  # by position: step ids may repeat
+    if at is None or before[:at] != after[:at]:
         return False
-    return (old.segment or "") not in new_text
+    # the rewritten step: where it was, or later when the update inserted missing steps before it
+    new_at = next((i for i in range(at, len(after)) if after[i].id == old.step), None)
+    if new_at is None:
+        return False
+    new_text = after[new_at].text
+    return new_text != before[at].text and (old.segment or "") not in new_text
 
 
 def _drop_on_expert_error(edit):

@@ -62,6 +62,17 @@ def split_steps(attempt: str) -> list[Step] | None:
     return steps
 
 
+def error_position(steps: list[Step], step_id: str | None, segment: str | None) -> int | None:
+    """Index of the step a feedback points at: the first step with that id whose text holds the
+    error segment, else the first with that id; None if no step has it. Ids can repeat (the
+    reference's word-sort rationales number every re-sort of a subpart (3.2)), so edits cut by
+    position, not by id."""
+    with_id = [i for i, s in enumerate(steps) if s.id == step_id]
+    if not with_id:
+        return None
+    return next((i for i in with_id if segment and segment in steps[i].text), with_id[0])
+
+
 def final_response(attempt: str) -> str | None:
     """Text of the last "(Final response)" line of an attempt, or None."""
     found = None

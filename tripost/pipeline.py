@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from tripost.data import load_examples, to_paper_record
+from tripost.data import Loaded, load_file, rationale_file_record, raw_pool_record, to_paper_record
 from tripost.generation import Sampling
 from tripost.hardware import describe as describe_hardware, resolve_dtype
 from tripost.io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
@@ -39,25 +39,35 @@ def _cells(task: Task, names, default) -> list:
     return [task.cell(n) for n in names] if names else default
 
 
-def _from_file(task: Task, source) -> list[Example]:
-    """Questions of a data file, kept to ``source.cells`` when given."""
-    examples = load_examples(task, source.path, source.format)
-    return [e for e in examples if not source.cells or e.cell in set(source.cells)]
+def _from_file(cfg: DictConfig, task: Task, source, reports: dict[str, Any], name: str) -> Loaded:
+    """Questions of a data file, kept to ``source.cells`` when given; what loading skipped and
+    why goes to ``reports[name]`` (results.json) and the log."""
+    loaded = load_file(task, source.path, source.format, split=source.split, strict=source.strict,
+                       max_question_chars=cfg.task.max_question_chars)
+    log.info("%s data: %s", name, loaded.report.summary())
+    reports[name] = loaded.report.to_dict()
+    if source.cells:
+        keep = [i for i, e in enumerate(loaded.examples) if e.cell in set(source.cells)]
+        loaded.examples = [loaded.examples[i] for i in keep]
+        loaded.texts = [loaded.texts[i] for i in keep] if loaded.texts else []
+    return loaded
 
 
-def train_examples(cfg: DictConfig, task: Task) -> list[Example]:
+def train_examples(cfg: DictConfig, task: Task, reports: dict[str, Any]) -> tuple[list[Example], list[TrainExample]]:
+    """The training questions, and the ready-made training texts of a text-layout file (else [])."""
     tc = cfg.task.train
     if tc.source == "file":
-        return _from_file(task, tc)
+        loaded = _from_file(cfg, task, tc, reports, "train")
+        return loaded.examples, loaded.texts
     cells = _cells(task, tc.cells, task.seen_cells())
     per_cell = -(-tc.size // len(cells))  # ceil: every cell gets the same number
-    return task.generate(cells, per_cell, seed=cfg.seed + tc.seed_offset)[: tc.size]
+    return task.generate(cells, per_cell, seed=cfg.seed + tc.seed_offset)[: tc.size], []
 
 
-def test_examples(cfg: DictConfig, task: Task, train: list[Example]) -> list[Example]:
+def test_examples(cfg: DictConfig, task: Task, train: list[Example], reports: dict[str, Any]) -> list[Example]:
     tc = cfg.task.test
     if tc.source == "file":
-        return _from_file(task, tc)
+        return _from_file(cfg, task, tc, reports, "test").examples
     cells = _cells(task, tc.cells, task.cells())
     train_questions = {e.question for e in train}
     # Draw extra questions so that dropping those seen in training still leaves per_cell each.
@@ -86,7 +96,7 @@ def rationale_training_set(task: Task, examples: list[Example]) -> list[TrainExa
 
 
 # ---------------------------------------------------------------------------- model
-def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path) -> str:
+def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Path, extra_texts=()) -> str:
     """Where the starting model lives: a fresh tiny model saved to init_model/, or model.name_or_path."""
     if cfg.model.kind == "hf":
         return cfg.model.name_or_path
@@ -96,7 +106,7 @@ def initial_model(cfg: DictConfig, task: Task, train: list[Example], run_dir: Pa
     from tripost.models.tiny import build_tiny_model, save_pretrained, train_tokenizer
 
     arch = cfg.model.arch
-    texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train]
+    texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train] + [t.text for t in extra_texts]
     tokenizer = train_tokenizer(texts, vocab_size=arch.vocab_size)
     model = build_tiny_model(
         tokenizer,
@@ -240,17 +250,37 @@ def evaluate_stage(policy, task: Task, test: list[Example], cfg: DictConfig, out
     return metrics
 
 
-def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example], list[Example]]:
-    from tripost.data import load_paper_jsonl
+def data_stage(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example], list[Example], list[TrainExample]]:
+    """Training and test questions (and ready-made training texts of a text-layout file), saved
+    in data/ (our layout, read back on resume) and in the paper's layouts (data/reference/)."""
+    data = run_dir / "data"
+    paths = {name: data / f"{name}.jsonl" for name in ("train", "test", "train_texts")}
+    if paths["train"].is_file() and paths["test"].is_file():
+        texts = [TrainExample(r["text"], r["prompt_chars"]) for r in read_jsonl(paths["train_texts"])] \
+            if paths["train_texts"].is_file() else []
+        return load_file(task, paths["train"], "jsonl", split=None, strict=True).examples, \
+            load_file(task, paths["test"], "jsonl", split=None, strict=True).examples, texts
+    reports: dict[str, Any] = {}
+    train, texts = train_examples(cfg, task, reports)
+    train = with_rationales(task, train)
+    test = test_examples(cfg, task, train, reports)
+    if reports:
+        write_json(data / "load_report.json", reports)
+    write_jsonl(paths["train"], [to_paper_record(e) for e in train])
+    write_jsonl(paths["test"], [to_paper_record(e) for e in test])
+    if texts:
+        write_jsonl(paths["train_texts"], [{"text": t.text, "prompt_chars": t.prompt_chars} for t in texts])
+    export_reference_layouts(task, train, test, data / "reference")
+    return train, test, texts
 
-    train_path, test_path = run_dir / "data" / "train.jsonl", run_dir / "data" / "test.jsonl"
-    if train_path.is_file() and test_path.is_file():
-        return load_paper_jsonl(task, train_path), load_paper_jsonl(task, test_path)
-    train = with_rationales(task, train_examples(cfg, task))
-    test = test_examples(cfg, task, train)
-    write_jsonl(train_path, [to_paper_record(e) for e in train])
-    write_jsonl(test_path, [to_paper_record(e) for e in test])
-    return train, test
+
+def export_reference_layouts(task: Task, train: list[Example], test: list[Example], out: Path) -> None:
+    """The run's questions in the paper's layouts (SPEC 9), for other tools and the reference code:
+    a raw pool (training rows new_split "train", test rows "validation") and a rationale training file."""
+    rows = [raw_pool_record(task, e, "train", i) for i, e in enumerate(train)]
+    rows += [raw_pool_record(task, e, "validation", len(train) + i) for i, e in enumerate(test)]
+    write_jsonl(out / f"{task.name}_raw.jsonl", rows)
+    write_jsonl(out / f"{task.name}_rationale_train.jsonl", [rationale_file_record(task, e) for e in train])
 
 
 def window_of(cfg: DictConfig, train: list[Example]) -> list[Example]:
@@ -392,7 +422,9 @@ def run(cfg: DictConfig) -> Results:
     task = get_task(cfg.task.name, **cfg.task.options)
     results = Results(run_dir, task.name, cfg.seed)
 
-    train, test = data_stage(cfg, task, run_dir)
+    train, test, train_texts = data_stage(cfg, task, run_dir)
+    if (run_dir / "data" / "load_report.json").is_file():
+        results.data = read_json(run_dir / "data" / "load_report.json")
     log.info("data: %d training and %d test questions", len(train), len(test))
 
     if cfg.model.kind == "gold":
@@ -411,14 +443,16 @@ def run(cfg: DictConfig) -> Results:
     # API key fails at start-up rather than after training.
     needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0
     expert = build_expert(cfg.verifier, task, seed=cfg.seed) if needs_expert else None
-    start_dir = initial_model(cfg, task, train, run_dir)
+    start_dir = initial_model(cfg, task, train, run_dir, train_texts)
     if cfg.baselines.prompting.enabled:
         prompting_stage(cfg, task, test, start_dir, run_dir, results)
     loggers = build_loggers(cfg)
     status = "failed"
     try:
         out = run_dir / "ft_rationale"
-        if train_stage(cfg, start_dir, rationale_training_set(task, train), cfg.sft, out, loggers, cfg.seed) is None:
+        # ft rationale trains on the gold rationales, or on a text-layout file's ready-made texts
+        sft_examples = train_texts or rationale_training_set(task, train)
+        if train_stage(cfg, start_dir, sft_examples, cfg.sft, out, loggers, cfg.seed) is None:
             status = "success"
             return results
         # Evaluate the saved checkpoint: what users get is what is scored.

@@ -45,8 +45,10 @@ class Results:
         self.dir = Path(run_dir)
         self.task, self.seed = task, seed
         self.rows: list[dict[str, Any]] = []
+        self.data: dict[str, Any] = {}  # what loading data files skipped and why (data.LoadReport per file)
         if (self.dir / "results.json").is_file():
-            self.rows = read_json(self.dir / "results.json").get("rows", [])
+            saved = read_json(self.dir / "results.json")
+            self.rows, self.data = saved.get("rows", []), saved.get("data", {})
 
     def add(self, method: str, metrics: dict[str, Any]) -> dict[str, Any]:
         row = {"method": method, **metrics}
@@ -55,7 +57,10 @@ class Results:
         return row
 
     def save(self) -> None:
-        write_json(self.dir / "results.json", {"task": self.task, "seed": self.seed, "rows": self.rows})
+        saved = {"task": self.task, "seed": self.seed, "rows": self.rows}
+        if self.data:
+            saved["data"] = self.data
+        write_json(self.dir / "results.json", saved)
         title = f"# Results: task {self.task}, seed {self.seed}\n\nAccuracy in percent.\n\n"
         atomic_write_text(self.dir / "results.md", title + markdown_table(self.rows))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 
 from tripost.experts.base import Expert
-from tripost.formats import FINAL_STEP, Feedback, split_steps
+from tripost.formats import FINAL_STEP, Feedback, error_position, split_steps
 from tripost.tasks import Task
 
 
@@ -51,14 +51,15 @@ class ScriptedExpert(Expert):
         gold = split_steps(self.task.gold_attempt(question))
         if steps is None or gold is None:
             return None
-        ids = [s.id for s in steps]
-        if feedback.step not in ids:
+        cut = error_position(steps, feedback.step, feedback.segment)
+        if cut is None:
             return None
-        cut = ids.index(feedback.step)
         kept = steps[:cut]
-        # Continue with the gold rationale from the first gold step not among the kept ids.
-        kept_ids = {s.id for s in kept}
-        rest = [s for s in gold if s.id not in kept_ids]
+        if [s.id for s in kept] == [s.id for s in gold[:cut]]:
+            rest = gold[cut:]  # the kept steps are gold's (the checker passed them): continue by position
+        else:  # a differently shaped prefix: continue with the gold steps whose ids are not kept
+            kept_ids = {s.id for s in kept}
+            rest = [s for s in gold if s.id not in kept_ids]
         if feedback.step == FINAL_STEP:
             rest = [s for s in gold if s.id == FINAL_STEP]
         new = kept + rest
@@ -67,5 +68,5 @@ class ScriptedExpert(Expert):
             if rng.random() < 0.5:
                 new = [s for s in new if s.id != FINAL_STEP]  # unfinished
             else:
-                new = [steps[cut] if s.id == feedback.step else s for s in new]  # unfixed
+                new = new[:cut] + [steps[cut]] + new[cut + 1:]  # unfixed
         return "".join(s.line + "\n" for s in new)

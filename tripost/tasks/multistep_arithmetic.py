@@ -419,6 +419,15 @@ class MultistepArithmetic(Task):
         question = self._random_shape(length, len(depth), rng).text + " ="
         return Example(question, self.gold_answer(question), cell.name, cell.seen, self.gold_rationale(question))
 
+    def reference_fields(self, example: Example) -> dict:
+        """The raw pool writes "Q: <expression> = " (a trailing space) and the cell's shape in
+        meta_data; training files keep the question as ours ("... =")."""
+        fields = super().reference_fields(example)
+        cell = self.cell(example.cell)
+        fields["question_line"] = f"Q: {example.question.rstrip().rstrip('=').rstrip()} = "
+        fields["meta"] = {"depth_levels": list(cell.params["depth"]), "length": cell.params["length"]}
+        return fields
+
     def cell_of(self, question: str) -> Cell | None:
         """The cell of a question of ours or from a file ("Q: " and a trailing "=" allowed); None for
         another shape; ValueError, naming the operand, for an operand outside the task's domain."""
