@@ -6,7 +6,8 @@
 
 First checks that the loss per token over all examples is the same both ways (the padding is
 masked out), then trains ``--steps`` steps each way from the same weights (AdamW; bf16
-autocast where the CPU computes bf16 natively, else fp32, as ``--precision auto``; the tiny model) and prints real tokens/s of each and the ratio (b -> a).
+autocast where the CPU computes bf16 natively, else fp32, as ``--precision auto``; the tiny model)
+and prints real tokens/s of each and the ratio (b -> a).
 
     python scripts/bench_train.py                   # 1024 word_sort rationales, 40 steps of 16
 """

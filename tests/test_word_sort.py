@@ -185,7 +185,8 @@ def test_no_trailing_newline_but_attempts_end_lines(task):
         # the second (3.2) block's Hence
         (Q3, '(3.2.4) Hence, we have "plum" < "plus"', '(3.2.4) Hence, we have "plus" < "plum"', "3.2.4", '"plus" < "plum"', "comes before"),
         # the subpart's Hence, after both inner ones
-        (Q3, '(3.4) Hence, we have "peach" < "pear" < "plum"', '(3.4) Hence, we have "pear" < "peach" < "plum"', "3.4", '"pear" < "peach"', "comes before"),
+        (Q3, '(3.4) Hence, we have "peach" < "pear" < "plum"', '(3.4) Hence, we have "pear" < "peach" < "plum"',
+         "3.4", '"pear" < "peach"', "comes before"),
         # a non-letter's index
         (Q4, '"it\'s"="\'" (-57)', '"it\'s"="\'" (0)', "3.2", '"it\'s"="\'" (0)', "code point minus 96"),
         (Q4, '(3.2.1) We now have: (-57) "it\'s"', '(3.2.1) We now have: (-50) "it\'s"', "3.2.1", '(-50) "it\'s"', '"\'" (-57)'),
@@ -215,7 +216,8 @@ def test_prefixes_and_repeated_words(task):
     copies of one word are ordered, not tied. The reference has neither; this is our own choice."""
     q = "Sort the following words alphabetically:\nList: ham hamper ham"
     gold = task.gold_rationale(q)
-    assert '(3.4) Now sort this subpart ["ham" ? "hamper" ? "ham"] by looking at their fourth letters: "ham"="" (-96), "hamper"="p" (16), "ham"="" (-96).' in gold
+    assert ('(3.4) Now sort this subpart ["ham" ? "hamper" ? "ham"] by looking at their fourth letters: '
+            '"ham"="" (-96), "hamper"="p" (16), "ham"="" (-96).') in gold
     assert '(3.5) We now have: (-96) "ham" < (-96) "ham" < (16) "hamper".' in gold
     assert task.check(q, gold).is_correct and task.parse_answer(gold) == "ham ham hamper" == task.gold_answer(q)
     fb = task.check(q, gold.replace('(-96) "ham" < (-96) "ham" < (16)', '(-96) "ham" < (-96) "hamper" < (16)'))
