@@ -22,6 +22,7 @@ usable item is an error naming the file.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ class LoadReport:
     answers_from_solver: int = 0  # text layout: the file has no answers
 
     def skip(self, where: str, reason: str) -> None:
-        self.skipped[reason.split(":")[0][:80]] += 1
+        self.skipped[re.split(r" \(|: ", reason)[0][:80]] += 1  # the kind of reason, without its details
         if len(self.skip_examples) < SHOWN:
             self.skip_examples.append(f"{where}: {reason}")
 
@@ -128,17 +129,19 @@ def _bigbench_items(path: Path) -> Iterator[tuple[str, Any]]:
 
 def detect_layout(path: Path) -> str:
     """The layout of a file: BIG-Bench JSON, or a JSONL layout told by its first readable row."""
-    with open(path, "rb") as f:
-        head = f.read(4096).lstrip()
-    if path.suffix == ".json" or head.startswith(b'{"examples"') or head.startswith(b"{\n"):
+    if path.suffix == ".json":
         return "bigbench"
     for _, row in _jsonl_rows(path):
+        if isinstance(row, ValueError):  # a JSON document over several lines: BIG-Bench's
+            return "bigbench"
         if isinstance(row, dict):
+            if "question" in row:  # (the date raw pool's rows also carry a few-shot "examples" text)
+                return "jsonl"
             if "text" in row:
                 meta = row.get("meta_data")
                 return "rationale" if isinstance(meta, dict) and "question" in meta else "text"
-            if "question" in row:
-                return "jsonl"
+            if "examples" in row:  # BIG-Bench's on one line
+                return "bigbench"
             break
     raise DataFileError(f"{path}: cannot tell the layout (name it: task.train.format / task.test.format, one of {LAYOUTS[1:]})")
 
