@@ -29,7 +29,7 @@ GOLD = (
     '(2) "The hawk is to the left of the owl": (left) ?? hawk ?? owl ?? (right).\n'
     "(3) Combining (1) and (2): (left) hawk owl crow (right).\n"
     "(4) In this order, the owl is the second from the left, which is option (C).\n"
-    "(Final response) So the answer is (C).\n"
+    "(Final response) So the answer is (C)."
 )
 Q5 = (PREAMBLE.format("five") + "In a golf tournament, there were five golfers: Eve, Ana, Joe, Amy, and Rob. Joe finished below Amy. "
       "Eve finished third. Rob finished last. Ana finished above Amy.\nOptions:\n"
@@ -43,7 +43,7 @@ GOLD5 = (
     "(6) Combining (3) and (5): (first) ?? Ana ?? Amy ?? Joe ?? Rob (last).\n"
     "(7) Combining (2) and (6): (first) Ana Amy Eve Joe Rob (last).\n"
     "(8) In this order, Joe finished second-to-last, which is option (C).\n"
-    "(Final response) So the answer is (C).\n"
+    "(Final response) So the answer is (C)."
 )
 
 
@@ -59,6 +59,7 @@ def examples(task):
 
 def test_exact_gold_rationales_and_info(task):
     assert task.gold_rationale(Q) == GOLD and task.gold_answer(Q) == "(C)"
+    assert not GOLD.endswith("\n") and task.gold_attempt(Q) == GOLD + "\n"  # reference format; attempts end lines
     assert task.gold_rationale(Q5) == GOLD5 and task.gold_answer(Q5) == "(C)"
     assert task.prompt(Q).endswith('Answer: Let\'s think step by step. Let "??" stand for 0 or more objects and "?" for exactly 1 object.\n')
 
@@ -101,7 +102,9 @@ def test_redundant_statements_end_with_one_combination_of_all_that_is_left(task)
          + "\n".join(f"({x}) The {c} book is the leftmost" for x, c in zip("ABCD", ["red", "purple", "green", "blue"])))
     rationale = task.gold_rationale(q)
     assert "(8) Combining (5), (6) and (7): (left) green book red book purple book blue book (right)." in rationale
-    assert task.check(q, rationale).is_correct and task.cell_of(q) is None  # four objects: no cell of ours
+    assert task.check(q, rationale).is_correct
+    with pytest.raises(ValueError, match="orders 4 objects"):  # no cell of ours
+        task.cell_of(q)
 
 
 def test_consistency_needs_the_chosen_option_in_the_last_two_lines(task):
@@ -145,6 +148,110 @@ def test_bigbench_phrasing_coverage(task, capsys):
     with capsys.disabled():
         print(f"\nlogical_deduction BIG-Bench phrasing coverage: {solved} of {len(examples)}")
     assert solved >= 14
+
+
+# =================================================================== the paper's phrasing (SPEC 9)
+
+# Hand-written items in the shape of the paper's files: the question as the task sees it (question
+# + "\nOptions:\n" + formatted_choices, options ending in "."), a bare-letter answer, and a rationale
+# in the phrasing of the paper's LLM-written rationales (orderings quoted, either end first).
+Q_PAPER = (PREAMBLE.format("three") + "A fruit stand sells three fruits: figs, limes, and guavas. The limes are less expensive "
+           "than the guavas. The figs are less expensive than the limes.\nOptions:\n(A) The figs are the second-most expensive.\n"
+           "(B) The limes are the second-most expensive.\n(C) The guavas are the second-most expensive.")
+PAPER = (
+    '(1) The limes are less expensive than the guavas: "(most expensive) ?? guavas ?? limes ?? (least expensive)".\n'
+    '(2) The figs are less expensive than the limes: "(most expensive) ?? limes ?? figs ?? (least expensive)".\n'
+    "(3) There are in total three fruits: figs, limes, and guavas.\n"
+    '(4) Combining (1) and (2) we get the following ordering: "(most expensive) ?? guavas ?? limes ?? figs ?? (least expensive)".\n'
+    '(5) Combining (3) and (4) we get the following ordering: "(most expensive) guavas limes figs (least expensive)".\n'
+    "(6) According to this ordering, the fruit that is the second-most expensive is the limes.\n"
+    "(Final response) The limes are the second-most expensive. So The answer is (B)."
+)
+Q_PAPER5 = (PREAMBLE.format("five") + "In a golf tournament, there were five golfers: Kim, Lou, Ned, Pia, and Sal. Sal finished last. "
+            "Kim finished above Ned. Lou finished second. Ned finished above Pia.\nOptions:\n"
+            + "\n".join(f"({x}) {name} finished third." for x, name in zip("ABCDE", ["Kim", "Lou", "Ned", "Pia", "Sal"])))
+PAPER5 = (
+    '(1) Sal finished last: "(above) ?? Sal (below)".\n'
+    '(2) Kim finished above Ned: "(above) ?? Kim ?? Ned ?? (below)".\n'
+    '(3) Lou finished second: "(above) ? Lou ?? (below)".\n'
+    '(4) Ned finished above Pia: "(above) ?? Ned ?? Pia ?? (below)".\n'
+    "(5) There are in total five golfers: Kim, Lou, Ned, Pia, and Sal.\n"
+    '(6) Combining (2) and (4) we get the following ordering: "(above) ?? Kim ?? Ned ?? Pia ?? (below)".\n'
+    '(7) Combining (1) and (6) we get the following ordering: "(above) ?? Kim ?? Ned ?? Pia ?? Sal (below)".\n'
+    '(8) Combining (3) and (7) we get the following ordering: "(above) Kim Lou Ned Pia Sal (below)".\n'
+    "(9) According to this ordering, the golfer who finished third is Ned.\n"
+    "(Final response) Ned finished third. So the answer is (C)."
+)
+
+
+def test_paper_items_are_placed_and_solved(task):
+    assert task.cell_of(Q_PAPER).name == "o3" and task.cell_of(Q_PAPER5).name == "o5"
+    assert task.gold_answer(Q_PAPER) == task.normalize_answer("B") == "(B)" and task.gold_answer(Q_PAPER5) == "(C)"
+    example = task.example_from_file(Q_PAPER, "B", rationale=PAPER)
+    assert (example.cell, example.answer) == ("o3", "(B)") and task.answers_match(task.parse_answer(PAPER), example.answer)
+
+
+def test_paper_rationales_are_consistent_and_judged_correct(task):
+    for q, rationale, answer in ((Q_PAPER, PAPER, "B"), (Q_PAPER5, PAPER5, "C")):
+        assert task.check(q, rationale).is_correct, task.check(q, rationale)
+        assert task.is_consistent(rationale, answer) and task.is_consistent(rationale + "\n", f"({answer})")
+    assert task.parse_answer(PAPER) == "(B)"  # "So The answer is (B)." with the paper's capital "The"
+    # "According to this ordering" needs only an ordering that settles the claim, not the full order
+    settled = PAPER5.replace('"(above) Kim Lou Ned Pia Sal (below)"', '"(above) ? ? Ned ?? (below)"')
+    assert task.check(Q_PAPER5, settled).is_correct
+    # other labels of the ends, objects by a shorter name, and the noun-first choice
+    assert task.check(Q, GOLD).is_correct
+    books = (PREAMBLE.format("three") + "On a shelf, there are three books: a tan book, a teal book, and a jade book. The teal book "
+             "is the leftmost. The jade book is to the right of the tan book.\nOptions:\n(A) The tan book is the rightmost.\n"
+             "(B) The teal book is the rightmost.\n(C) The jade book is the rightmost.")
+    rationale = ('(1) The teal book is the leftmost: "(left) teal ?? (right)".\n'
+                 '(2) The jade book is to the right of the tan book: "(rightmost) ?? jade book ?? tan book ?? (leftmost)".\n'
+                 "(3) There are in total three books: a tan book, a teal book, and a jade book.\n"
+                 '(4) Combining (1), (2), and (3) we get the following ordering: "(left) teal tan jade (right)".\n'
+                 "(5) According to this ordering, the rightmost book is the jade book.\n"
+                 "(Final response) The jade book is the rightmost. So the answer is (C).")
+    assert task.check(books, rationale).is_correct and task.is_consistent(rationale, "C")
+
+
+def test_paper_consistency_needs_the_restated_option_in_the_choice_step(task):
+    assert not task.is_consistent(PAPER, "A")
+    assert not task.is_consistent(PAPER.replace("So The answer is (B)", "So The answer is (A)"), "B")
+    assert not task.is_consistent(PAPER.replace("is the limes.", "is the guavas."), "B")  # the choice found another fruit
+    assert not task.is_consistent(PAPER.replace("(Final response) The limes are the second-most expensive. ", "(Final response) "), "B")
+
+
+@pytest.mark.parametrize(
+    "q, rationale, old, new, step, segment, reason",
+    [
+        # a constraint read backwards: the ordering, written from the expensive end, puts the figs above the limes
+        (Q_PAPER, PAPER, '"(most expensive) ?? limes ?? figs ?? (least expensive)"', '"(most expensive) ?? figs ?? limes ?? (least expensive)"',
+         "2", "figs ?? limes", "the statement means (cheapest) ?? figs ?? limes ?? (most expensive)"),
+        (Q_PAPER5, PAPER5, '"(above) ? Lou ?? (below)"', '"(above) ?? Lou ? (below)"', "3", "Lou ? (below)", "means (first) ? Lou ?? (last)"),
+        # a wrong combination, and one that cites too little
+        (Q_PAPER, PAPER, '"(most expensive) ?? guavas ?? limes ?? figs ?? (least expensive)"',
+         '"(most expensive) ?? limes ?? guavas ?? figs ?? (least expensive)"', "4", "limes ?? guavas", "contradicts steps (1) and (2)"),
+        (Q_PAPER5, PAPER5, "(7) Combining (1) and (6)", "(7) Combining (1) and (2)", "7", "Ned ?? Pia", "does not follow from steps (1) and (2)"),
+        # the count of objects
+        (Q_PAPER, PAPER, "three fruits: figs", "four fruits: figs", "3", "four", "the question lists three objects"),
+        (Q_PAPER, PAPER, "figs, limes, and guavas.\n(4)", "figs, limes, and plums.\n(4)", "3", "plums", "not one of the objects"),
+        # the choice: a false claim, and one the ordering before it does not settle
+        (Q_PAPER, PAPER, "is the limes.", "is the guavas.", "6", "the fruit that is the second-most expensive is the guavas",
+         "in this order, the limes are the second-most expensive"),
+        (Q_PAPER5, PAPER5, '"(above) Kim Lou Ned Pia Sal (below)"', '"(above) ? Lou ?? Ned ?? (below)"', "9",
+         "the golfer who finished third is Ned", "step (8) also allows (first) Kim Lou Pia Ned Sal (last), where Pia finished third"),
+        # the final response: a wrong letter, and a restatement of another option
+        (Q_PAPER, PAPER, "So The answer is (B).", "So The answer is (C).", FINAL_STEP, "So The answer is (C).", "step (6) chose option (B)"),
+        (Q_PAPER, PAPER, "(Final response) The limes", "(Final response) The figs", FINAL_STEP, "The figs are the second-most expensive",
+         'option (B) says "The limes are the second-most expensive"'),
+    ],
+)
+def test_checker_finds_the_earliest_wrong_step_in_paper_phrasing(task, q, rationale, old, new, step, segment, reason):
+    assert old in rationale
+    attempt = rationale.replace(old, new)
+    fb = task.check(q, attempt)
+    assert fb.is_error and (fb.step, fb.segment) == (step, segment) and reason in fb.reason, fb
+    assert segment in next(s.text for s in split_steps(attempt) if s.id == step)
+    render_feedback(fb, [s.id for s in split_steps(attempt)])  # and render in the feedback grammar
 
 
 # =================================================================== checker errors
@@ -200,7 +307,7 @@ def test_checker_finds_each_kind_of_error(task, q, old, new, step, segment, reas
 
 
 @pytest.mark.parametrize("attempt", [
-    "", "garbage", GOLD[:60], GOLD.replace("(Final response) So the answer is (C).\n", ""),
+    "", "garbage", GOLD[:60], GOLD.replace("\n(Final response) So the answer is (C).", ""),
     GOLD.replace("(4) In this order, the owl is the second from the left, which is option (C).\n", ""),
     GOLD.replace("(3) Combining", "(5) Combining"), GOLD.replace("(3) Combining (1) and (2):", "(3) Putting (1) and (2) together:"),
     GOLD.replace("(left) hawk owl crow (right)", "hawk owl crow"),
@@ -213,7 +320,8 @@ def test_malformed_attempts_are_unparsable_not_exceptions(task, attempt):
 
 def test_unreadable_questions_are_unparsable(task):
     assert task.check("What is 2 + 2?", GOLD).is_unparsable
-    assert task.cell_of("What is 2 + 2?") is None
+    with pytest.raises(ValueError, match="lists no objects"):
+        task.cell_of("What is 2 + 2?")
     with pytest.raises(ValueError):
         task.gold_answer(Q.replace("The hawk is to the left of the owl.", "The hawk is happy."))
 

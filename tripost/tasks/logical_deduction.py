@@ -37,6 +37,21 @@ A full example (a question in BIG-Bench's phrasing and its gold rationale)::
     (4) In this order, the owl is the second from the left, which is option (C).
     (Final response) So the answer is (C).
 
+The checker also reads the phrasing of the paper's LLM-written rationales (SPEC 9), which a
+model fine-tuned on the paper's files writes; the generator never does::
+
+    (1) The owl is to the left of the crow: "(right) ?? crow ?? owl ?? (left)".
+    (3) There are in total three birds: a crow, a hawk, and an owl.
+    (4) Combining (1) and (2) we get the following ordering: "(left) ?? hawk ?? owl ?? crow ?? (right)".
+    (5) Combining (3) and (4) we get the following ordering: "(left) hawk owl crow (right)".
+    (6) According to this ordering, the bird that is the second from the left is the owl.
+    (Final response) The owl is the second from the left. So The answer is (C).
+
+There an ordering may run from either end, under other labels of the ends ("(above)",
+"(least expensive)"), name objects for short ("gray" for "gray book"); the count step rules
+out nothing; the choice step names no letter, needs only an ordering that settles its claim,
+and the final response picks the letter and restates its option.
+
 Every check is exact: all n! orders (5040 for seven objects) are enumerated once per n and a
 set of orders is an int bitmask, so "this pattern means the same as the statement" and "this
 pattern follows from those steps" are comparisons of masks. The checker (SPEC 5) reports the
@@ -123,6 +138,19 @@ class Axis:
     nth_last: str
     also_before: tuple[str, ...] = ()  # other phrasings we read (never write)
     also_after: tuple[str, ...] = ()
+    # Other labels of the two ends that orderings may carry: the paper's LLM-written rationales
+    # label them freely ("(above) ... (below)", "(most expensive) ... (least expensive)").
+    start_labels: tuple[str, ...] = ()
+    stop_labels: tuple[str, ...] = ()
+
+    def end_of(self, label: str) -> str | None:
+        """Which end an ordering's label names: "start", "stop", or None for neither."""
+        label = _clean(label).lower()
+        if label in (self.start, *self.start_labels):
+            return "start"
+        if label in (self.stop, *self.stop_labels):
+            return "stop"
+        return None
 
     def position_phrase(self, k: int, n: int, from_end: bool) -> str:
         count = n - k if from_end else k + 1  # 1 = the end itself
@@ -149,14 +177,19 @@ class Axis:
 
 
 LEFT_RIGHT = Axis("left", "right", "is|are", "to the left of", "to the right of",
-                  "the leftmost", "the {} from the left", "the rightmost", "the {} from the right")
+                  "the leftmost", "the {} from the left", "the rightmost", "the {} from the right",
+                  start_labels=("leftmost",), stop_labels=("rightmost",))
 FINISH = Axis("first", "last", "finished", "above", "below", "first", "{}", "last", "{}-to-last",
-              also_before=("ahead of", "before"), also_after=("behind", "after"))
+              also_before=("ahead of", "before"), also_after=("behind", "after"),
+              start_labels=("above", "top", "best"), stop_labels=("below", "bottom", "worst"))
 PRICE = Axis("cheapest", "most expensive", "is|are", "less expensive than", "more expensive than",
              "the cheapest", "the {}-cheapest", "the most expensive", "the {}-most expensive",
-             also_before=("cheaper than",), also_after=("pricier than",))
+             also_before=("cheaper than",), also_after=("pricier than",),
+             start_labels=("least expensive", "less expensive", "cheap", "cheaper", "least"),
+             stop_labels=("expensive", "more expensive", "most"))
 AGE = Axis("oldest", "newest", "is|are", "older than", "newer than",
-           "the oldest", "the {}-oldest", "the newest", "the {}-newest")
+           "the oldest", "the {}-oldest", "the newest", "the {}-newest",
+           start_labels=("old", "older"), stop_labels=("new", "newer"))
 AXES = (LEFT_RIGHT, FINISH, PRICE, AGE)
 
 
@@ -195,6 +228,35 @@ def _find_name(text: str, names: tuple[str, ...]) -> int:
     if words not in lowered:
         raise ValueError(f'"{_clean(text)}" is not one of the objects ({", ".join(names)})')
     return lowered.index(words)
+
+
+def _word_forms(word: str) -> set[str]:
+    """A noun with its likely other number: "pears"/"pear", "peaches"/"peach", "kiwi"/"kiwis"."""
+    forms = {word, word + "s", word + "es"}
+    if word.endswith("s"):
+        forms.add(word[:-1])
+    if word.endswith("es"):
+        forms.add(word[:-2])
+    return forms
+
+
+@lru_cache(maxsize=4096)
+def name_aliases(names: tuple[str, ...]) -> dict[tuple[str, ...], int]:
+    """Every way an ordering or a claim may write an object, as lowercase words -> its index.
+
+    The paper's rationales write "gray" for "gray book" (the noun every name shares) and
+    sometimes "watermelon" for "watermelons"; an alias that two objects share names neither,
+    and a full name always names its object."""
+    lowered = [tuple(name.lower().split()) for name in names]
+    shared = len({words[-1] for words in lowered}) == 1 and all(len(words) > 1 for words in lowered)
+    found: dict[tuple[str, ...], set[int]] = {}
+    for i, words in enumerate(lowered):
+        for base in (words, words[:-1]) if shared else (words,):
+            for last in _word_forms(base[-1]):
+                found.setdefault(base[:-1] + (last,), set()).add(i)
+    aliases = {alias: objs.pop() for alias, objs in found.items() if len(objs) == 1}
+    aliases.update({words: i for i, words in enumerate(lowered)})
+    return aliases
 
 
 def read_fact(sentence: str, names: tuple[str, ...], axis: Axis) -> tuple[Fact, Voice]:
@@ -405,19 +467,6 @@ def _read_names(intro: str) -> tuple[str, ...]:
     return names
 
 
-def object_count(question: str) -> int | None:
-    """How many objects a question orders (from its preamble, else its list), or None."""
-    text = normalize_question(question)
-    m = _PREAMBLE.match(text)
-    if m and m.group(1).lower() in WORD_NUMBERS:
-        return WORD_NUMBERS[m.group(1).lower()]
-    intro = next((s for s in _SENTENCE_END.split(text.split("\nOptions:")[0]) if ":" in s), None)
-    try:
-        return len(_read_names(intro)) if intro else None
-    except ValueError:
-        return None
-
-
 @lru_cache(maxsize=4096)
 def parse_question(question: str) -> Puzzle:
     """A question (ours or BIG-Bench's) read into a Puzzle; ValueError if it cannot be read."""
@@ -525,9 +574,21 @@ def choose_facts(order: tuple[int, ...], rng: random.Random, relation_share: flo
 
 INFO = ' Let "??" stand for 0 or more objects and "?" for exactly 1 object.'
 
+_REFS = r"(?P<refs>\(\d+\)(?:(?:,| and|, and) \(\d+\))*)"
 _READING = re.compile(r'^"(?P<quote>[^"]+)": (?P<pattern>.+)\.$')
-_COMBINING = re.compile(r"^Combining (?P<refs>\(\d+\)(?:(?:,| and|, and) \(\d+\))*): (?P<pattern>.+)\.$")
+_COMBINING = re.compile(rf"^Combining {_REFS}: (?P<pattern>.+)\.$")
 _CHOICE = re.compile(r"^In this order, (?P<claim>.+), which is option \((?P<letter>[A-Z])\)\.$")
+# The paper's phrasing (SPEC 9), which the checker reads and the generator never writes:
+#   (1) The pears are less expensive than the plums: "(most expensive) ?? plums ?? pears ?? (least expensive)".
+#   (3) There are in total three fruits: pears, plums, and kiwis.
+#   (4) Combining (1) and (2) we get the following ordering: "(most expensive) ?? plums ?? pears ?? kiwis ?? (least expensive)".
+#   (6) According to this ordering, the fruit that is the second-most expensive is the pears.
+#   (Final response) The pears are the second-most expensive. So The answer is (A).
+_PAPER_READING = re.compile(r'^(?P<quote>[^":]+): "(?P<pattern>[^"]+)"\.?$')
+_PAPER_COMBINING = re.compile(rf'^Combining {_REFS} we get the following(?: ordering)?:+ "(?P<pattern>[^"]+)"\.?$')
+_PAPER_TOTAL = re.compile(r"^(?:There are (?:in total )?(?P<count>\w+) [^:]+|The (?P<count_>\w+) [^:]+ are): (?P<list>.+?)\.?$")
+_PAPER_CHOICE = re.compile(r"^(?:According to (?:this|the) (?:ordering|ranking),|This ordering (?:implies|shows) that) (?P<claim>.+?)\.?$")
+_ANSWER_PART = re.compile(r"So the answer is.*$", flags=re.I)
 _ORDER_TEXT = re.compile(r"^\((?P<start>[^()]*)\)(?P<body>.*?)\((?P<stop>[^()]*)\)$")
 _ANSWER = re.compile(r"answer is:?\s*\(?([A-Z])\)?\s*\.?\s*$")
 
@@ -562,9 +623,10 @@ class Derivation:
     patterns: tuple[Pattern | None, ...]
     letter: str
 
-    def attempt(self) -> str:
+    def rationale(self) -> str:
+        """Step lines and the final response, joined by newlines; no newline at the end (SPEC 9)."""
         lines = [f"({i}) {text}" for i, text in enumerate(self.texts, start=1)]
-        return "\n".join(lines + [f"({FINAL_STEP}) So the answer is ({self.letter})."]) + "\n"
+        return "\n".join(lines + [f"({FINAL_STEP}) So the answer is ({self.letter})."])
 
 
 def _pair_rank(pair, latest: str | None, objects: dict[str, set[int]]) -> tuple:
@@ -646,18 +708,21 @@ class _StepError(Exception):
 
 
 def read_pattern(text: str, puzzle: Puzzle) -> tuple[Pattern, list[str]]:
-    """A written ordering and the text of each of its links; _StepError if it names wrong
-    objects or ends, Unreadable if it is no ordering at all."""
+    """A written ordering and the text of each of its links, both from the start of the axis;
+    _StepError if it names wrong objects or ends, Unreadable if it is no ordering at all.
+
+    Either end may come first ("(most expensive) ?? plums ?? pears ?? (cheapest)" reads as
+    "(cheapest) ?? pears ?? plums ?? (most expensive)"), and objects may be written by any of
+    their aliases ("gray" for "gray book"), as in the paper's rationales."""
     axis, names = puzzle.axis, puzzle.names
-    m = _ORDER_TEXT.match(text)
+    m = _ORDER_TEXT.match(text.strip())
     if m is None:
         raise Unreadable(f'"{text}" is not an ordering from ({axis.start}) to ({axis.stop})')
-    for label, expected in ((m.group("start"), axis.start), (m.group("stop"), axis.stop)):
-        if _clean(label).lower() != expected:
-            raise _StepError(f"({label})", f"an ordering here goes from ({axis.start}) to ({axis.stop})")
+    text = m.group()
+    backwards = _backwards(m.group("start"), m.group("stop"), axis)
     tokens = [(t.group(), t.start() + m.start("body"), t.end() + m.start("body")) for t in re.finditer(r"\S+", m.group("body"))]
-    lowered = {tuple(name.lower().split()): i for i, name in enumerate(names)}
-    longest = max(len(key) for key in lowered)
+    aliases = name_aliases(names)
+    longest = max(len(key) for key in aliases)
     spans = [(m.start("start") - 1, m.end("start") + 1)]
     found: list[int] = []
     gaps: list[Gap] = []
@@ -668,12 +733,12 @@ def read_pattern(text: str, puzzle: Puzzle) -> tuple[Pattern, list[str]]:
             count, open_ = (count + 1, open_) if token == "?" else (count, True)
             i += 1
             continue
-        size = next((s for s in range(min(longest, len(tokens) - i), 0, -1) if tuple(t[0].lower() for t in tokens[i:i + s]) in lowered), 0)
+        size = next((s for s in range(min(longest, len(tokens) - i), 0, -1) if tuple(t[0].lower() for t in tokens[i:i + s]) in aliases), 0)
         if not size:
             end = next((j for j in range(i, len(tokens)) if tokens[j][0] in ("?", "??")), len(tokens))
             unknown = text[tokens[i][1]:tokens[end - 1][2]]
             raise _StepError(unknown, f'"{unknown}" is not one of the objects ({", ".join(names)})')
-        obj = lowered[tuple(t[0].lower() for t in tokens[i:i + size])]
+        obj = aliases[tuple(t[0].lower() for t in tokens[i:i + size])]
         if obj in found:
             raise _StepError(text, f"the {names[obj]} is written twice" if puzzle.voice.article else f"{names[obj]} is written twice")
         found.append(obj)
@@ -683,7 +748,78 @@ def read_pattern(text: str, puzzle: Puzzle) -> tuple[Pattern, list[str]]:
     gaps.append((count, open_))
     spans.append((m.start("stop") - 1, m.end("stop") + 1))
     links = [text[spans[j][0]:spans[j + 1][1]] for j in range(len(spans) - 1)]
+    if backwards:
+        found, gaps, links = found[::-1], gaps[::-1], links[::-1]
     return Pattern(tuple(found), tuple(gaps)), links
+
+
+def _backwards(start: str, stop: str, axis: Axis) -> bool:
+    """Whether an ordering labelled (start) ... (stop) runs from the axis's stop end to its start
+    end; _StepError on the first label that does not name the end it should."""
+    reason = f"an ordering here goes from ({axis.start}) to ({axis.stop})"
+    first, last = axis.end_of(start), axis.end_of(stop)
+    if first is None:
+        raise _StepError(f"({start})", reason)
+    if last is None or last == first:
+        raise _StepError(f"({stop})", reason)
+    return first == "stop"
+
+
+# Words a claim may wrap around an object and a position: "the fruit that is ... is the pears".
+_FILLER = frozenset("the a an that who which is are was were finished finishes one so".split())
+_KINDS = frozenset("book books bird birds vehicle vehicles car cars golfer golfers person people player players "
+                   "fruit fruits object objects".split())
+
+
+def _claim_words(text: str) -> list[str]:
+    """Lowercase words of a claim, hyphenated words split, asides in brackets left out."""
+    return re.findall(r"[a-z0-9']+", re.sub(r"\([^()]*\)", " ", text.lower()).replace("-", " "))
+
+
+def _position_key(words: list[str]) -> tuple[str, ...]:
+    return tuple(w for w in words if w not in _FILLER and w not in _KINDS)
+
+
+def _split_names(words: list[str], aliases: dict[tuple[str, ...], int]) -> tuple[set[int], list[str]]:
+    """The objects a claim's words name (longest alias first) and the words left over."""
+    longest = max(len(key) for key in aliases)
+    named, rest, i = set(), [], 0
+    while i < len(words):
+        size = next((s for s in range(min(longest, len(words) - i), 0, -1) if tuple(words[i:i + s]) in aliases), 0)
+        if size:
+            named.add(aliases[tuple(words[i:i + size])])
+        else:
+            rest.append(words[i])
+        i += max(size, 1)
+    return named, rest
+
+
+def _find_position(words: list[str], axis: Axis, n: int) -> tuple[int, bool] | None:
+    """The position phrase among a claim's words: the longest one found ("second to last" over
+    "last"), None if there is none, or another phrase elsewhere names another position. Words
+    around it are tolerated: the paper's claims carry asides like "(the one at the top of this list"."""
+    keys = {_position_key(_claim_words(phrase)): place for phrase, place in axis.positions(n).items()}
+    words = list(_position_key(words))
+    found = sorted(((len(key), start, place) for key, place in keys.items()
+                    for start in range(len(words) - len(key) + 1) if tuple(words[start:start + len(key)]) == key), reverse=True)
+    if not found:
+        return None
+    size, start, place = found[0]
+    others = {p for s, st, p in found[1:] if st + s <= start or st >= start + size}
+    return place if others <= {place} else None
+
+
+def read_claim(claim: str, puzzle: Puzzle) -> Fact:
+    """The position a claim of the paper's choice step (or final response) states, in any word
+    order: "the fruit that is the second-most expensive is the pears", "the leftmost book is the
+    red book", "Ana finished last"; ValueError unless it names one object and one position."""
+    named, rest = _split_names(_claim_words(claim), name_aliases(puzzle.names))
+    if len(named) != 1:
+        raise ValueError(f'"{claim}" names {len(named) or "none"} of the objects, not one')
+    place = _find_position(rest, puzzle.axis, puzzle.n)
+    if place is None:
+        raise ValueError(f'"{claim}" names no one position of the {puzzle.n}')
+    return Fact.at(named.pop(), *place)
 
 
 def _first_unimplied_link(orders: Orders, pattern: Pattern, links: list[str], given: int) -> tuple[str, int]:
@@ -697,6 +833,39 @@ def _first_unimplied_link(orders: Orders, pattern: Pattern, links: list[str], gi
 
 def _steps_word(ids: list[str]) -> str:
     return f"step{'s' if len(ids) > 1 else ''} {refs_text(ids)}"
+
+
+def _check_claim(puzzle: Puzzle, fact: Fact, given: int, claim: str, previous_id: str) -> list[str]:
+    """The letters of the options that say ``fact``; _StepError if some order the step before
+    allows (``given``) breaks it, or if no option says it."""
+    orders = puzzle.orders
+    breaking = given & ~orders.fact(fact)
+    if breaking:
+        order = orders.first(breaking)
+        truth = replace(fact, a=order[fact.k]) if fact.kind == "at" else replace(fact, a=fact.b, b=fact.a)
+        said = puzzle.voice.say(truth, puzzle.names, capital=False)
+        if given.bit_count() == 1:
+            raise _StepError(claim, f"in this order, {said}")
+        raise _StepError(claim, f"step ({previous_id}) also allows {puzzle.pattern_text(Pattern.full(order))}, where {said}")
+    saying = [letter for letter, _, option in puzzle.options if option == fact]
+    if not saying:
+        raise _StepError(claim, "no option says this")
+    return saying
+
+
+def _restatement(final_text: str) -> str:
+    """What a final response says before "So the answer is": the paper's restate the option."""
+    part = _ANSWER_PART.search(final_text)
+    return _clean(final_text[:part.start()]) if part else ""
+
+
+def _content(text: str) -> list[str]:
+    return [w for w in _claim_words(text) if w not in _FILLER]
+
+
+def _same_word(a: str, b: str) -> bool:
+    """The same word up to number: "watermelon" and "watermelons" (the paper's rationales mix them)."""
+    return b in _word_forms(a) or a in _word_forms(b)
 
 
 class LogicalDeduction(Task):
@@ -733,16 +902,26 @@ class LogicalDeduction(Task):
     def normalize_question(self, text: str) -> str:
         return normalize_question(text)
 
-    def cell_of(self, question: str) -> Cell | None:
-        n = object_count(question)
-        return next((c for c in self.cells() if c.params["n_objects"] == n), None)
+    def cell_of(self, question: str) -> Cell:
+        """The cell of a question by its number of objects; ValueError saying why when the question
+        cannot be read, does not fix one answer, or orders a number of objects no cell holds."""
+        try:
+            puzzle = parse_question(question)
+            puzzle.answer()  # a question the solver cannot answer belongs to no cell
+        except ValueError as e:
+            raise ValueError(f"no {self.name} cell: {e}") from None
+        found = next((c for c in self.cells() if c.params["n_objects"] == puzzle.n), None)
+        if found is None:
+            sizes = ", ".join(str(c.params["n_objects"]) for c in self.cells())
+            raise ValueError(f"no {self.name} cell: the question orders {puzzle.n} objects; the cells hold {sizes}")
+        return found
 
     # ------------------------------------------------------------------ text
     def gold_answer(self, question: str) -> str:
         return f"({parse_question(question).answer()[0]})"
 
     def gold_rationale(self, question: str) -> str:
-        return derive(question).attempt()
+        return derive(question).rationale()
 
     def normalize_answer(self, answer: str) -> str:
         m = re.match(r"^\s*\(?([A-Za-z])\)?(?:\W|$)", str(answer))
@@ -754,19 +933,29 @@ class LogicalDeduction(Task):
         return f"({m.group(1)})" if m else None
 
     def is_consistent(self, attempt: str, answer: str) -> bool:
-        """SPEC 6: the last two lines carry the chosen option's content. The choice step names the
-        option the final response gives, its claim's object appears in the full order before it,
-        and that order has no "?" left (the question is not at hand here: ``check`` does the rest)."""
+        """SPEC 6: the last two lines carry the chosen option's content (the question is not at hand
+        here: ``check`` does the rest).
+
+        Our phrasing: the choice step names the option the final response gives, its claim's object
+        appears in the full order before it, and that order has no "?" left. The paper's phrasing:
+        the final response restates the option ("The pears are the second-most expensive. So The
+        answer is (A).") and every content word of that restatement appears in the choice step
+        ("According to this ordering, the fruit that is the second-most expensive is the pears.")."""
         steps = split_steps(attempt) if isinstance(attempt, str) else None
         if not steps or len(steps) < 3 or steps[-1].id != FINAL_STEP:
             return False
-        choice = _CHOICE.match(steps[-2].text)
         answer = self.normalize_answer(answer)
-        if choice is None or f"({choice.group('letter')})" != answer or self.parse_answer(attempt) != answer:
+        if self.parse_answer(attempt) != answer:
             return False
-        order = steps[-3].text.split(": ", 1)[-1]
-        subject = re.match(r"^(?:the )?(.+?) (?:is|are|finished) ", choice.group("claim"), flags=re.I)
-        return "?" not in order and subject is not None and subject.group(1).lower() in order.lower()
+        if choice := _CHOICE.match(steps[-2].text):
+            order = steps[-3].text.split(": ", 1)[-1]
+            subject = re.match(r"^(?:the )?(.+?) (?:is|are|finished) ", choice.group("claim"), flags=re.I)
+            return (f"({choice.group('letter')})" == answer and "?" not in order
+                    and subject is not None and subject.group(1).lower() in order.lower())
+        if _PAPER_CHOICE.match(steps[-2].text):
+            restated, found = _content(_restatement(steps[-1].text)), _content(steps[-2].text)
+            return bool(restated) and all(any(_same_word(w, x) for x in found) for w in restated)
+        return False
 
     # ------------------------------------------------------------------ checking
     def find_error(self, question: str, attempt: str) -> Feedback:
@@ -779,62 +968,63 @@ class LogicalDeduction(Task):
     @staticmethod
     def _steps(attempt: str) -> tuple[list[Step], Step]:
         numbered, final = numbered_steps(attempt)
-        if len(numbered) < 2 or not _CHOICE.match(numbered[-1].text):
+        if len(numbered) < 2 or not (_CHOICE.match(numbered[-1].text) or _PAPER_CHOICE.match(numbered[-1].text)):
             raise Unreadable("the last numbered step does not choose an option")
         return numbered, final
 
     def _check(self, puzzle: Puzzle, attempt: str) -> Feedback:
+        """Every ordering step in turn, then the choice, then the final response (SPEC 5)."""
         numbered, final = self._steps(attempt)
-        known: dict[str, tuple[Pattern, int]] = {}  # orderings written so far: step id -> (pattern, orders)
+        known: dict[str, tuple[Pattern | None, int]] = {}  # orderings written so far: step id -> (pattern, orders)
         for step in numbered[:-1]:
             try:
-                if m := _READING.match(step.text):
-                    known[step.id] = self._check_reading(puzzle, m)
-                elif m := _COMBINING.match(step.text):
-                    known[step.id] = self._check_combining(puzzle, m, known)
-                else:
-                    raise Unreadable(f"step ({step.id}) neither reads a statement nor combines orderings")
+                known[step.id] = self._check_ordering(puzzle, step, known)
             except _StepError as e:
                 return Feedback.error(step.id, e.segment, e.reason)
         choice = numbered[-1]
         try:
-            letter = self._check_choice(puzzle, _CHOICE.match(choice.text), known.get(numbered[-2].id), numbered[-2].id)
+            saying = self._check_choice(puzzle, choice.text, known[numbered[-2].id], numbered[-2].id)
         except _StepError as e:
             return Feedback.error(choice.id, e.segment, e.reason)
-        answer = self.parse_answer(final.line)
-        if answer is None:
-            raise Unreadable("the final response gives no option")
-        if answer != f"({letter})":
-            return Feedback.error(FINAL_STEP, final.text, f"step ({choice.id}) chose option ({letter})")
-        return Feedback.correct()
+        return self._check_final(puzzle, final, saying, choice.id)
+
+    def _check_ordering(self, puzzle: Puzzle, step: Step, known: dict[str, tuple[Pattern | None, int]]) -> tuple[Pattern | None, int]:
+        """A step before the choice, in our phrasing or the paper's: its pattern and orders."""
+        # combining first: the paper's reading step ('<statement>: "<ordering>".') would match it too
+        if m := _COMBINING.match(step.text) or _PAPER_COMBINING.match(step.text):
+            return self._check_combining(puzzle, m.group("refs"), m.group("pattern"), known)
+        if m := _READING.match(step.text) or _PAPER_READING.match(step.text):
+            return self._check_reading(puzzle, m.group("quote"), m.group("pattern"))
+        if m := _PAPER_TOTAL.match(step.text):
+            return self._check_total(puzzle, m)
+        raise Unreadable(f"step ({step.id}) neither reads a statement nor combines orderings")
 
     @staticmethod
-    def _check_reading(puzzle: Puzzle, m: re.Match) -> tuple[Pattern, int]:
+    def _check_reading(puzzle: Puzzle, quote: str, pattern_text: str) -> tuple[Pattern, int]:
         """A quoted statement of the question and a pattern meaning exactly what it says."""
-        quote = m.group("quote")
         wanted = _clean(quote).lower()
         index = next((i for i, s in enumerate(puzzle.statements) if s.lower() == wanted), None)
         if index is None:
             raise _StepError(quote, f'the question says no "{_clean(quote)}"')
         orders, fact = puzzle.orders, puzzle.facts[index]
-        pattern, links = read_pattern(m.group("pattern"), puzzle)
+        pattern, links = read_pattern(pattern_text, puzzle)
         mask, meant = pattern.mask(orders), orders.fact(fact)
         if mask != meant:
-            wrong = _first_unimplied_link(orders, pattern, links, meant)[0] if meant & ~mask else m.group("pattern")
+            wrong = _first_unimplied_link(orders, pattern, links, meant)[0] if meant & ~mask else pattern_text
             raise _StepError(wrong, f"the statement means {puzzle.pattern_text(fact_pattern(fact, puzzle.n))}")
         return pattern, mask
 
     @staticmethod
-    def _check_combining(puzzle: Puzzle, m: re.Match, known: dict[str, tuple[Pattern, int]]) -> tuple[Pattern, int]:
+    def _check_combining(puzzle: Puzzle, refs: str, pattern_text: str, known: dict[str, tuple[Pattern | None, int]]) -> tuple[Pattern, int]:
         """A pattern that every order allowed by the cited steps matches."""
-        ids = re.findall(r"\((\d+)\)", m.group("refs"))
+        ids = re.findall(r"\((\d+)\)", refs)
         orders = puzzle.orders
         given = orders.everything
         for sid in ids:
             if sid not in known:
                 raise _StepError(f"({sid})", f"step ({sid}) is not an ordering written before this step")
             given &= known[sid][1]
-        pattern, links = read_pattern(m.group("pattern"), puzzle)
+        pattern, links = read_pattern(pattern_text, puzzle)
         mask = pattern.mask(orders)
         if given & ~mask:
             wrong, breaking = _first_unimplied_link(orders, pattern, links, given)
@@ -845,26 +1035,71 @@ class LogicalDeduction(Task):
         return pattern, mask
 
     @staticmethod
-    def _check_choice(puzzle: Puzzle, m: re.Match, previous: tuple[Pattern, int] | None, previous_id: str) -> str:
-        """A true claim about the full order of the step before, and the option that says it."""
-        if previous is None or not previous[0].is_full(puzzle.n):
-            raise _StepError("In this order", f"step ({previous_id}) does not give the full order yet")
-        order = previous[0].objects
-        claim = m.group("claim")
+    def _check_total(puzzle: Puzzle, m: re.Match) -> tuple[None, int]:
+        """The paper's "There are in total three fruits: ..." step: the count and the objects. It
+        rules out no order (every order already has exactly these objects), but later steps may
+        cite it, so it is an ordering of all orders."""
+        count = m.group("count") or m.group("count_")
+        if WORD_NUMBERS.get(count.lower(), int(count) if count.isdigit() else None) != puzzle.n:
+            raise _StepError(count, f"the question lists {NUMBER_WORDS.get(puzzle.n, puzzle.n)} objects")
+        aliases, listed = name_aliases(puzzle.names), []
+        for item in filter(None, (x.strip() for x in _LIST_SPLIT.split(m.group("list")))):
+            words = tuple(re.sub(r"^(?:an?|the)\s+", "", item, flags=re.I).lower().split())
+            if words not in aliases:
+                raise _StepError(item, f'"{item}" is not one of the objects ({", ".join(puzzle.names)})')
+            listed.append(aliases[words])
+        if sorted(listed) != list(range(puzzle.n)):
+            raise _StepError(m.group("list"), f"the objects are {', '.join(puzzle.names)}")
+        return None, puzzle.orders.everything
+
+    @staticmethod
+    def _check_choice(puzzle: Puzzle, text: str, previous: tuple[Pattern | None, int], previous_id: str) -> list[str]:
+        """A claim that follows from the ordering of the step before, and the letters of the options
+        that say it: the letter the step names (our phrasing) or every such option (the paper's,
+        whose choice step names no letter; the final response picks it). Our "In this order, ..."
+        needs the full order; the paper's "According to this ordering, ..." only needs the
+        ordering to settle the claim (its rationales often stop at "(left) ? ? owl robin crow (right)")."""
+        pattern, given = previous
+        if m := _CHOICE.match(text):
+            if pattern is None or not pattern.is_full(puzzle.n):
+                raise _StepError("In this order", f"step ({previous_id}) does not give the full order yet")
+            claim = m.group("claim")
+            try:
+                fact = read_fact(claim, puzzle.names, puzzle.axis)[0]
+            except ValueError as e:
+                raise _StepError(claim, str(e)) from None
+            saying = _check_claim(puzzle, fact, given, claim, previous_id)
+            letter = m.group("letter")
+            if letter not in saying:
+                raise _StepError(f"option ({letter})", f"this is option ({saying[0]})")
+            return [letter]
+        claim = _PAPER_CHOICE.match(text).group("claim")
         try:
-            fact = read_fact(claim, puzzle.names, puzzle.axis)[0]
+            fact = read_claim(claim, puzzle)
         except ValueError as e:
             raise _StepError(claim, str(e)) from None
-        if not fact.holds(order):
-            truth = (replace(fact, a=order[fact.k]) if fact.kind == "at" else replace(fact, a=fact.b, b=fact.a))
-            raise _StepError(claim, f"in this order, {puzzle.voice.say(truth, puzzle.names, capital=False)}")
-        saying = [letter for letter, _, option in puzzle.options if option == fact]
-        if not saying:
-            raise _StepError(claim, "no option says this")
-        letter = m.group("letter")
+        return _check_claim(puzzle, fact, given, claim, previous_id)
+
+    def _check_final(self, puzzle: Puzzle, final: Step, saying: list[str], choice_id: str) -> Feedback:
+        """The final response gives an option the choice step found, and restates (when it restates
+        anything, as the paper's do) what that option says."""
+        answer = self.parse_answer(final.line)
+        if answer is None:
+            raise Unreadable("the final response gives no option")
+        letter = answer[1]
         if letter not in saying:
-            raise _StepError(f"option ({letter})", f"this is option ({saying[0]})")
-        return letter
+            part = _ANSWER_PART.search(final.text)
+            return Feedback.error(FINAL_STEP, part.group() if part else final.text, f"step ({choice_id}) chose option ({saying[0]})")
+        restated = _restatement(final.text)
+        if restated:
+            text, option = next((text, fact) for x, text, fact in puzzle.options if x == letter)
+            try:
+                same = read_claim(restated, puzzle) == option
+            except ValueError:
+                same = False
+            if not same:
+                return Feedback.error(FINAL_STEP, restated, f'option ({letter}) says "{text}"')
+        return Feedback.correct()
 
     # ------------------------------------------------------------------ wrong attempts
     def inject_error(self, question: str, rng: random.Random, tries: int = 20) -> str | None:
