@@ -144,10 +144,11 @@ class Task(ABC):
         """A gold answer as a data file holds it (any JSON value), normalised; ValueError naming
         the problem when this task's answers cannot have that type (null, a dict, ...)."""
         if isinstance(value, bool) or not isinstance(value, self.answer_types):
-            raise ValueError(f"gold answer {value!r} ({type(value).__name__}) is not a {self.name} answer")
+            kind = "null" if value is None else type(value).__name__
+            raise ValueError(f"a {kind} gold answer is not a {self.name} answer: {value!r}")
         if isinstance(value, list):
             if not value or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"gold answer {value!r} is not a list of words")
+                raise ValueError(f"a list gold answer must hold words: {value!r}")
             value = " ".join(value)
         answer = self.normalize_answer(str(value))
         if not answer:
@@ -198,6 +199,19 @@ class Task(ABC):
         return None
 
     # ------------------------------------------------------------------ files
+    def reference_fields(self, example: Example) -> dict[str, Any]:
+        """How the paper's files write this example (SPEC 9): ``question_line`` of a raw pool,
+        ``question`` of a training file's meta_data, the raw pool's ``answer_fields`` and the
+        meta_data's ``answer``, ``formatted_choices`` for options tasks, extra raw-pool ``meta``.
+        Options tasks keep the options apart and the answer as a bare letter."""
+        question, _, choices = example.question.partition("\nOptions:\n")
+        if choices:
+            letter = example.answer.strip().strip("()")
+            return {"question_line": f"Q: {question}", "question": question, "formatted_choices": choices,
+                    "answer": letter, "answer_fields": {"formatted_choices": choices, "correct_choice": letter}, "meta": {}}
+        return {"question_line": f"Q: {question}", "question": question, "answer": example.answer,
+                "answer_fields": {"correct_answer": example.answer}, "meta": {}}
+
     def example_from_file(
         self, question: str, answer: str, rationale: str | None = None, cell: str | None = None
     ) -> Example:

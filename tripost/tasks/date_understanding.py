@@ -2,21 +2,22 @@
 
 A question gives a day in words and asks for a date relative to today, with options::
 
-    Yesterday was April 30, 2021. What is the date tomorrow in MM/DD/YYYY?
+    Yesterday was March 3, 2017. What is the date tomorrow in MM/DD/YYYY?
     Options:
-    (A) 05/02/2021
-    (B) 05/01/2021
+    (A) 03/05/2017
+    (B) 03/04/2017
     ...
 
 The solver reads the question into a *plan*: the days to find, in order, each either given by
-the question (a written date or a special day, "Christmas Eve of 1937") or a fixed offset from
-an earlier day ("1 day after yesterday"). The gold rationale has one step per day of the plan,
-then one step naming the option, then the final response (SPEC 4, info empty)::
+the question (a written date or a special day, "Halloween of 1953") or a fixed offset from an
+earlier day ("1 day after yesterday"). The gold rationale (our phrasing, the generator's) has
+one step per day of the plan, then one step naming the option, then the final response (SPEC 4,
+info empty), and no newline at its end (SPEC 9)::
 
-    (1) Yesterday is April 30, 2021, which is 04/30/2021.
-    (2) Today is 1 day after yesterday, 04/30/2021, which is 05/01/2021.
-    (3) Tomorrow is 1 day after today, 05/01/2021, which is 05/02/2021.
-    (4) 05/02/2021 is option (A).
+    (1) Yesterday is March 3, 2017, which is 03/03/2017.
+    (2) Today is 1 day after yesterday, 03/03/2017, which is 03/04/2017.
+    (3) Tomorrow is 1 day after today, 03/04/2017, which is 03/05/2017.
+    (4) 03/05/2017 is option (A).
     (Final response) So the answer is (A).
 
 Step grammar (dates are MM/DD/YYYY):
@@ -28,19 +29,28 @@ The number of *reasoning steps* (the numbered steps before the option step) is t
 the plan; it names the cell: "s1", "s2" (seen) and "s3", "s4" (unseen; "s4" holds every
 question of 4 or more reasoning steps), SPEC 3. A plan goes through today unless the asked
 day is the given day itself, and reuses a day already found ("one week from yesterday" after
-"Yesterday was ...").
+"Yesterday was ..."). ``cell_of`` places every question the solver reads, even one whose
+options miss the solver's date (BIG-Bench Hard has such items); it raises QuestionError (a
+ValueError) with the reason on one it cannot read.
 
-Calendar convention: adding months or years keeps the day of the month and clamps it to the
-month's last day (01/31 + 1 month = 02/28 or 02/29; 02/29/2016 - 1 year = 02/28/2015), as the
-BIG-Bench answers do; a week is 7 days; "N hours later" needs N a multiple of 24, and a day
-"coming in N hours" is ceil(N / 24) days away. Holidays are US ones (Independence Day is
-July 4, Thanksgiving the fourth Thursday of November).
+Calendar convention, BIG-Bench Hard's where it and the paper's rationales agree: adding months
+or years keeps the day of the month and clamps it to the month's last day (01/31 + 1 month =
+02/28 or 02/29; 02/29/2016 - 1 year = 02/28/2015); a week is 7 days; "N hours later" needs N a
+multiple of 24; "<year> is coming in N hours" puts today ceil(N / 24) days before the old year's
+last day (36 hours: 12/29); N things used up k a day from the day they were bought run out
+N / k days after it; a work anniversary counts from the first day at work, the day before the
+"second day at work". Holidays are US ones (Independence Day is July 4, Thanksgiving the
+fourth Thursday of November).
 
-The checker (SPEC 5) aligns the attempt's steps with the plan and reports the first failure:
-a day that is not the one the plan finds next, words or an offset that are not the question's,
-a given day dated wrongly, an earlier date carried forward wrongly, an offset computed
-wrongly, a step too many or too few, an option step whose date or letter is wrong, a final
-letter that is not the option step's.
+The checker (SPEC 5) reads two phrasings. Ours (every step in the grammar above, with an option
+step) is aligned step by step with the plan and the first failure reported: a day that is not the one the plan finds next, words or an offset that
+are not the question's, a given day dated wrongly, an earlier date carried forward wrongly, an
+offset computed wrongly, a step too many or too few, an option step whose date or letter is
+wrong, a final letter that is not the option step's. The paper's free phrasing ("(1) If today
+is ..., then today's date is September 30, 1999.", "(2) One week from today is October 7, 1999,
+that is 10/07/1999.", no option step), and any mix, is read claim by claim (``read_claims``,
+``judge``): the first date a step gets wrong, then the last step must give the asked day's date
+and the final response its letter.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
-from tripost.formats import FINAL_STEP, Feedback, final_response, split_steps
+from tripost.formats import FINAL_STEP, Feedback, Step, final_response, split_steps
 from tripost.tasks.base import Cell, Example, Task, Unreadable, numbered_steps
 
 MAX_STEPS_CELL = 4  # cell "s4" holds 4 or more reasoning steps
@@ -278,16 +288,18 @@ def find_date(text: str, start: int = 0, day_first: bool = False) -> Mention | N
     return Mention(words, m.start(), m.end(), day)
 
 
-def find_yearless_date(text: str, start: int = 0) -> Mention | None:
-    """A month and day with no year, dated in the first year the text names elsewhere."""
-    year = _YEAR.search(text)
+def find_yearless_date(text: str, start: int = 0, year: int | None = None) -> Mention | None:
+    """A month and day with no year, dated in ``year`` or else the first year the text names elsewhere."""
     if year is None:
-        return None
+        named = _YEAR.search(text)
+        if named is None:
+            return None
+        year = int(named.group(1))
     for pattern, reader in _NO_YEAR_FORMS:
         m = pattern.search(text, start)
         if m:
-            day = reader(m, int(year.group(1)))
-            return Mention(f"{m.group(0)} of {year.group(1)}", m.start(), m.end(), day) if day else None
+            day = reader(m, year)
+            return Mention(f"{m.group(0)} of {year}", m.start(), m.end(), day) if day else None
     return None
 
 
@@ -305,7 +317,7 @@ def read_date_words(text: str, day_first: bool = False) -> Mention | None:
 class PlanStep:
     """One day the solver finds: given by the question (``expression``) or an offset from ``source``."""
 
-    name: str  # "today", "yesterday", "the date 10 days ago", "Jane's birth date"
+    name: str  # "today", "yesterday", "the date 10 days ago", "Ben's birth date"
     date: date
     expression: str | None = None  # the question's words for it, for a given day
     offset: Offset | None = None  # for an offset day
@@ -331,6 +343,7 @@ class Solution:
 
     steps: tuple[PlanStep, ...]
     options: tuple[tuple[str, date], ...]  # ("A", date), ...
+    today: date  # found even when the plan does not pass through today ("... What is the date yesterday?")
 
     @property
     def answer_date(self) -> date:
@@ -497,17 +510,70 @@ def _monthly_visits(text: str) -> Context | None:
 
 
 def _year_coming(text: str) -> Context | None:
+    """"2031 is coming in 36 hours": BIG-Bench Hard's targets and the paper's rationales date
+    today as 12/29 of the old year (12/29/2030), not 12/30: the hours, rounded up to whole days
+    (2), are counted back from the old year's last day. "coming in N days" counts N days back
+    from the new year's first day."""
     m = re.search(rf"\b(?P<y>\d{{4}}) is coming in (?P<n>{NUM}) (?P<unit>hours?|days?)\b", text)
     if not m:
         return None
     year, amount = int(m["y"]), number(m["n"])
-    days = math.ceil(amount / 24) if m["unit"].startswith("hour") else amount
+    if m["unit"].startswith("hour"):
+        last = PlanStep(f"the last day of {year - 1}", date(year - 1, 12, 31), expression=f"December 31, {year - 1}")
+        return _chain(last, Link("today", Offset(math.ceil(amount / 24), "day", -1), last.name))
     new_year = PlanStep(f"the first day of {year}", date(year, 1, 1), expression=f"January 1, {year}")
-    return _chain(new_year, Link("today", Offset(days, "day", -1), new_year.name))
+    return _chain(new_year, Link("today", Offset(amount, "day", -1), new_year.name))
+
+
+def _ran_out(text: str) -> Context | None:
+    """"On Aug 3rd, 2021 Rosa bought 30 apples. She ate one per day. Today she ran out of apples.":
+    eating starts on the day of buying, so the last apple goes on day 29 and today is 30 days
+    after it (09/02/2021), as BIG-Bench Hard and the paper's rationales count."""
+    m = re.search(rf"(?:\bOn (?P<on>[^.]+?),? )?(?P<who>[A-Z][a-z]+) bought (?P<n>{NUM}) (?P<things>[a-z]+)"
+                  rf"(?: on (?P<after>[^.]+?))?\.\s+(?:She|He|They) (?:ate|used|drank|ate up) (?P<rate>{NUM}) "
+                  rf"(?:per|a|each) day\.\s+Today (?:she|he|they) ran out", text)
+    if not m or not (m["on"] or m["after"]):
+        return None
+    amount, rate = number(m["n"]), number(m["rate"])
+    if rate == 0 or amount % rate:
+        raise QuestionError(f"{amount} {m['things']} at {rate} a day do not last a whole number of days")
+    bought = _given(f"the day {m['who']} bought the {m['things']}", _need(read_date_words(m["on"] or m["after"])))
+    return _chain(bought, Link("today", Offset(amount // rate, "day", +1), bought.name))
+
+
+def _work_anniversary(text: str) -> Context | None:
+    """"Ella got her job in 2011. Today is her 4-year work anniversary. ... on Sep 15, her second
+    day at work, ...": the job started the day before (09/14/2011) and today is 4 years after
+    that (09/14/2015), as BIG-Bench Hard and the paper's rationales count. A job started on a
+    full date needs no second sentence."""
+    m = re.search(r"(?P<who>[A-Z][a-z]+) (?:got|started|began) (?:her|his|their) (?:new )?job (?:on|in) (?P<when>[^.]+?)\.\s+"
+                  r"Today is (?:her|his|their) (?P<n>\d+)-year work anniversary", text)
+    if not m:
+        return None
+    who, years = m["who"], int(m["n"])
+    first_name = f"{who}'s first day at work"
+    later = re.search(rf"\bon (?P<day>[^,.]+), (?:her|his|their) (?P<nth>{ORDINAL_WORD}) day at work", text, re.I)
+    if later is None:
+        first = _given(first_name, _need(read_date_words(m["when"])))
+        return _chain(first, Link("today", Offset(years, "year", +1), first_name))
+    nth = ORDINAL_WORDS.index(later["nth"].lower()) + 1
+    day = read_date_words(later["day"]) or _in_year(later["day"], m["when"])
+    named = _given(f"{who}'s {later['nth'].lower()} day at work", _need(day))
+    if nth == 1:
+        return _chain(PlanStep(first_name, named.date, expression=named.expression),
+                      Link("today", Offset(years, "year", +1), first_name))
+    return _chain(named, Link(first_name, Offset(nth - 1, "day", -1), named.name),
+                  Link("today", Offset(years, "year", +1), first_name))
+
+
+def _in_year(words: str, year_words: str) -> Mention | None:
+    """A month and day ("Dec 2") dated in the year other words give ("2016")."""
+    year = re.fullmatch(r"\s*(\d{4})\s*", year_words)
+    return find_yearless_date(words.strip(), year=int(year.group(1))) if year else None
 
 
 _STORIES = [_born, _married, _passed_since, _days_away, _moved_to_today, _actually_ago, _who_is_right, _monthly_visits,
-            _year_coming]
+            _year_coming, _ran_out, _work_anniversary]
 
 
 # ------------------------------------------------------------------ the plain context: a day and its date
@@ -536,9 +602,9 @@ _DIRECT = re.compile(rf"\b(?P<word>{DAY_WORD}) (?:is|was|will be) ", re.I)
 
 
 def _plain(text: str) -> Context:
-    """A context that dates one day: "Yesterday was April 30, 2021.", "It is 4/19/1969 today."."""
+    """A context that dates one day: "Yesterday was March 3, 2017.", "It is 7/22/1983 today."."""
     day_first = re.search(r"day before the month", text, re.I) is not None  # the UK way: DD/MM/YYYY
-    in_fact = re.search(r"\bin fact\b", text)  # "Jane thought today is ..., but today is in fact Mar 12"
+    in_fact = re.search(r"\bin fact\b", text)  # "Ruth thought today is ..., but today is in fact May 21"
     start = in_fact.end() if in_fact else 0
     direct = _DIRECT.search(text, start)  # "today is <date>" says best which day the date is
     if direct:
@@ -650,7 +716,11 @@ def solve(question: str) -> Solution:
     context_text, target_phrase, options_text = split_question(question)
     target_name, links = read_target(target_phrase)
     try:
-        steps = plan(read_context(context_text), target_name, links)
+        context = read_context(context_text)
+        steps = plan(context, target_name, links)
+        today = _today(context, steps)
+    except QuestionError:
+        raise
     except ValueError as e:  # a date pushed out of the calendar
         raise QuestionError(str(e)) from None
     options = []
@@ -658,7 +728,17 @@ def solve(question: str) -> Solution:
         day = read_mdy(m["date"])
         if day is not None:
             options.append((m["letter"], day))
-    return Solution(tuple(steps), tuple(options))
+    return Solution(tuple(steps), tuple(options), today)
+
+
+def _today(context: Context, steps: list[PlanStep]) -> date:
+    """Today's date, from the plan or, when the plan stops before today, from the context's link."""
+    found = {normalize_name(s.name): s for s in steps}
+    if "today" in found:
+        return found["today"].date
+    if context.to_today is None:
+        raise QuestionError("the question does not say how today follows from its date")
+    return _linked(context.to_today, found).date
 
 
 # =================================================================== rationale steps
@@ -720,6 +800,342 @@ def read_step(text: str) -> Written | None:
 
 def _offset_from(step: PlanStep) -> str:
     return f"{step.offset.text} {step.source}"
+
+
+# =================================================================== the paper's free phrasing
+# The reference's rationales were written by an LLM, one sentence a step, e.g.
+#   (1) If today is the last day of the third quarter of 1999, then today's date is September 30, 1999.
+#   (2) One week from today is October 7, 1999, that is 10/07/1999.
+#   (Final response) So the answer is (B).
+# A model fine-tuned on them writes the same way, so the checker reads such steps as *claims*: each
+# date a step writes, with what the sentence says it is ("today's date", "One week from today",
+# "that" = the date just before, "24 hours later from <date>"), or nothing when it names no day.
+
+
+@dataclass(frozen=True)
+class Said:
+    """A date written in a step or a question; ``date`` is None when the words give no year ("Dec 2")."""
+
+    text: str
+    start: int
+    end: int
+    date: date | None
+    month: int
+    day: int
+
+    def means(self, day: date) -> bool:
+        return self.date == day if self.date else (self.month, self.day) == (day.month, day.day)
+
+    def shown(self) -> str:
+        return fmt(self.date) if self.date else f"{self.month:02d}/{self.day:02d}"
+
+
+def scan_dates(text: str, day_first: bool = False) -> list[Said]:
+    """Every date written in ``text``, in order: full dates in any form the questions use, and month
+    and day without a year ("3/6", "Dec 1"). Impossible dates ("12/32/1959") are not dates."""
+    found = []
+    for pattern, reader in _DATE_FORMS:
+        for m in pattern.finditer(text):
+            day = _read_safely(reader, m, day_first)
+            if day is not None:
+                found.append(Said(m.group(0), m.start(), m.end(), day, day.month, day.day))
+    for pattern, reader in _NO_YEAR_FORMS:
+        for m in pattern.finditer(text):
+            day = _read_safely(reader, m, 2000)  # a leap year, so that 2/29 is a month and day
+            if day is not None:
+                found.append(Said(m.group(0), m.start(), m.end(), None, day.month, day.day))
+    found.sort(key=lambda s: (s.start, -s.end))  # earliest first, the longest on a tie
+    out: list[Said] = []
+    for said in found:
+        if not out or said.start >= out[-1].end:
+            out.append(said)
+    return out
+
+
+def _read_safely(reader, m: re.Match, arg) -> date | None:
+    try:
+        return reader(m, arg)
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+# Words between two dates that make the second the same day as the first: "..., that is 10/07/1999".
+_SAME_DAY = re.compile(r"^\s*,?\s*(?:that is|i\.e\.|is|was|is on|=)\s*,?\s*$", re.I)
+# "<offset> later from / of / after / before <date> is <date>": the second date is that far from the first.
+_RELATION = re.compile(r"\b(?:from|of|after|before|since)\s*$", re.I)
+_RELATIVE_TO = re.compile(rf"(?P<off>{NUM} (?:{UNIT}|hours?)(?: and {NUM} {UNIT})?)(?: (?P<dir>later|earlier|ago))? "
+                          rf"(?P<rel>from|of|after|before)\s*$", re.I)
+# Where a clause starts: punctuation and the connectives the rationales use.
+_CLAUSE_START = re.compile(r"[,;:()]|\.\s|\b(?:if|then|so|but|since|because|hence|thus|therefore|consequently|when)\b"
+                           r"|\band\b(?=\s+(?:today|tomorrow|yesterday|the date)\b)", re.I)
+_COPULA = re.compile(r"^(?P<subject>.*?)\s*\b(?:is|was|will be|would be|should be|must be|becomes)\b"
+                     r"(?:\s+(?:really|actually|in fact|now|then))*(?:\s+on)?\s*$", re.I | re.S)
+_FILLER = re.compile(r"^(?:\s|and\b|the date of\b|the date\b|the day\b)+", re.I)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One date a step writes and what the step says it is."""
+
+    said: Said
+    same_as: Said | None = None  # "that is <date>": the same day as this earlier date
+    day_words: str = ""  # the day it is said to be ("today", "one week from today"), "" when none
+    relative: tuple[Offset, ...] = ()  # "24 hours later from <base>": offsets from ``same_as``
+
+
+def read_claims(text: str, question_dates: dict[str, date]) -> list[Claim]:
+    """The claims of one step. A date written as in the question is read the question's way (a UK
+    question's 05/03/1994 is March 5)."""
+    said = [_as_in_question(s, question_dates) for s in scan_dates(text)]
+    ours = _claims_of_our_step(text, said)
+    if ours is not None:
+        return ours
+    claims = []
+    for i, s in enumerate(said):
+        before = said[i - 1] if i else None
+        between = text[before.end if before else 0:s.start]
+        if before is not None and _SAME_DAY.match(between):
+            if not _RELATION.search(text[:before.start]):
+                claims.append(Claim(s, same_as=before))
+                continue
+            # "<words> from <date> is <date>": some way from that date; unread words say nothing
+            head = _RELATIVE_TO.search(text[:before.start])
+            offsets = _offsets_of(head) if head else ()
+            claims.append(Claim(s, same_as=before, relative=offsets) if offsets else Claim(s))
+        else:
+            claims.append(Claim(s, day_words=_subject(between)))
+    return claims
+
+
+def _claims_of_our_step(text: str, said: list[Said]) -> list[Claim] | None:
+    """A step in our phrasing among the paper's ("Today is 1 day after yesterday, 03/03/2017, which
+    is 03/04/2017."): its grammar says what each date is. None for any other step."""
+    written = read_step(text)
+    if written is None or written.kind == "option" or not said or said[-1].text != written.date:
+        return None
+    *before, found = said
+    name = _subject(f"{written.name} is")
+    if written.kind == "given":
+        claims = [Claim(s) for s in before]
+        if len(before) == 1:  # "... is March 3, 2017, which is 03/03/2017": the same day
+            claims.append(Claim(found, same_as=before[0]))
+        return claims + [Claim(found, day_words=name)]
+    if not before or before[-1].text != written.source_date:
+        return None
+    *earlier, source = before
+    return [Claim(s) for s in earlier] + [Claim(source, day_words=_subject(f"{written.source} is")),
+                                          Claim(found, same_as=source, relative=(written.offset,)),
+                                          Claim(found, day_words=name)]
+
+
+def _as_in_question(said: Said, question_dates: dict[str, date]) -> Said:
+    day = question_dates.get(said.text)
+    return Said(said.text, said.start, said.end, day, day.month, day.day) if day else said
+
+
+def _offsets_of(m: re.Match) -> tuple[Offset, ...]:
+    sign = -1 if (m["dir"] or "").lower() in ("earlier", "ago") or m["rel"].lower() == "before" else +1
+    try:
+        return tuple(_offset_part(part, sign) for part in m["off"].split(" and "))
+    except QuestionError:  # hours that are no whole number of days
+        return ()
+
+
+def _subject(between: str) -> str:
+    """What a clause says its date is: "then today's date is" -> "today"; "" when it names no day."""
+    starts = list(_CLAUSE_START.finditer(between))
+    clause = between[starts[-1].end():] if starts else between
+    m = _COPULA.match(clause.strip())
+    if m is None:
+        return ""
+    subject = _FILLER.sub("", m["subject"]).strip()
+    subject = re.sub(r"['\u2019]s(?: date)?$", "", subject)  # "today's date" -> "today"
+    return re.sub(r"\b(later|earlier) from (?:today|now)$", r"\1", subject, flags=re.I).strip()
+
+
+def day_from_today(words: str, today: date) -> date | None:
+    """The date of a day named relative to today ("yesterday", "10 days ago", "one week from
+    today"); None when the words name no such day."""
+    try:
+        name, links = read_target(words)
+    except QuestionError:
+        return None
+    days = {"today": today}
+    try:
+        for link in links:
+            days[normalize_name(link.name)] = link.offset.apply(days[normalize_name(link.source)])
+    except (ValueError, KeyError):
+        return None
+    return days.get(normalize_name(name))
+
+
+_QUESTION_OFFSET = re.compile(rf"\b(?P<n>{NUM}) (?P<unit>{UNIT}) (?:later|after|ago|before|earlier|away)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a step may rightly say about a question: today, the plan's days (and the months or
+    years a month or year offset passes), the dates the question writes, and dates one of the
+    question's offsets away from today or a written date."""
+
+    today: date
+    known: frozenset[date]
+    question_dates: dict[str, date]  # the question's date words -> the date the solver reads
+
+    @classmethod
+    def of(cls, question: str, solution: Solution) -> Facts:
+        context, _, _ = split_question(question)
+        day_first = re.search(r"day before the month", context, re.I) is not None
+        year = _YEAR.search(context)
+        written = {}
+        for said in scan_dates(context, day_first):
+            day = said.date or (_make_date(int(year.group(1)), said.month, said.day) if year else None)
+            if day is not None:
+                written[said.text] = day
+        known = {solution.today, *written.values()}
+        found = {}
+        for step in solution.steps:
+            known.add(step.date)
+            if not step.is_given:
+                known.update(_days_passed(step, found[normalize_name(step.source)]))
+            found[normalize_name(step.name)] = step.date
+        # "Jane's appointment will be 3 days later": today or a written date that far either way
+        anchors = [solution.today, *written.values()]
+        for m in _QUESTION_OFFSET.finditer(context):
+            for sign in (+1, -1):
+                offset = Offset(number(m["n"]), _unit(m["unit"]), sign)
+                known.update(d for d in map(_shifted(offset), anchors) if d is not None)
+        return cls(solution.today, frozenset(known), written)
+
+
+def _days_passed(step: PlanStep, source_day: date) -> list[date]:
+    """The monthly or yearly days a month or year offset passes on its way ("the first five
+    visits are 10/16/2009, 11/16/2009, ...")."""
+    if step.is_given or step.offset.unit not in UNIT_MONTHS or step.offset.amount > 120:
+        return []
+    shifts = (_shifted(Offset(k, step.offset.unit, step.offset.sign)) for k in range(1, step.offset.amount))
+    return [d for d in (shift(source_day) for shift in shifts) if d is not None]
+
+
+def _shifted(offset: Offset):
+    def shift(day: date) -> date | None:
+        try:
+            return offset.apply(day)
+        except ValueError:
+            return None
+    return shift
+
+
+def _unreal_date(text: str, question: str) -> str | None:
+    """A MM/DD/YYYY that no calendar has ("02/29/2015"), unless the question wrote it (a question may
+    say that today cannot be 12/32/1959)."""
+    for m in re.finditer(rf"\b{_D}\b", text):
+        if read_mdy(m.group(0)) is None and m.group(0) not in question:
+            return m.group(0)
+    return None
+
+
+def judge(claim: Claim, facts: Facts) -> str | None:
+    """Why a claim is wrong, or None. A date said to be the one before must be it; a date said to
+    be a day relative to today ("today's date", "One week from today") must be that day's; a date
+    the step names no day for must be one the question leads to (``Facts.known``)."""
+    said = claim.said
+    if claim.same_as is not None:
+        base = claim.same_as
+        if claim.relative:
+            if base.date is None:
+                return None  # "3 days later from Dec 2": no year to count from
+            right = _apply_all(claim.relative, base.date)
+            if right is not None and not said.means(right):
+                return f"{' and '.join(o.text for o in claim.relative)} {base.text} is {fmt(right)}, not {said.text}"
+            return None
+        if base.date is not None and said.date is not None:
+            same = base.date == said.date
+        else:
+            same = (base.month, base.day) == (said.month, said.day)
+        return None if same else f"{base.text} is {base.shown()}, not {said.text}"
+    right = day_from_today(claim.day_words, facts.today) if claim.day_words else None
+    if right is not None:
+        return None if said.means(right) else f"{claim.day_words} is {fmt(right)}, not {said.text}"
+    if any(said.means(day) for day in facts.known):
+        return None
+    return f"{said.text} is none of the days the question leads to (today is {fmt(facts.today)})"
+
+
+def first_wrong_step(numbered: list[Step], question: str, solution: Solution) -> Feedback | None:
+    """The error in the first step that writes a date no calendar has, a claim ``judge`` rejects,
+    or an option that is not the date found before it; None when no step does. Unreadable when
+    no step writes a date at all (not a date rationale)."""
+    facts = Facts.of(question, solution)
+    wrote_a_date, previous = False, ""
+    for step in numbered:
+        unreal = _unreal_date(step.text, question)
+        if unreal is not None:
+            return Feedback.error(step.id, unreal, f"{unreal} is not a real date")
+        claims = read_claims(step.text, facts.question_dates)
+        wrote_a_date = wrote_a_date or bool(claims)
+        for claim in claims:
+            reason = judge(claim, facts)
+            if reason is not None:
+                return Feedback.error(step.id, claim.said.text, reason)
+        wrong_option = _named_option_error(step.text, claims, solution) or _option_step_error(step.text, previous)
+        if wrong_option is not None:
+            return Feedback.error(step.id, *wrong_option)
+        previous = step.text
+    if not wrote_a_date:
+        raise Unreadable("no step writes a date")
+    return None
+
+
+def _apply_all(offsets: tuple[Offset, ...], day: date) -> date | None:
+    try:
+        for offset in offsets:
+            day = offset.apply(day)
+    except ValueError:
+        return None
+    return day
+
+
+def _option_follows(option: Written, before: str, answer: str) -> bool:
+    """Our option step names the answer's letter and the date the step before it found."""
+    previous = read_step(before)
+    if f"({option.letter})" != answer or (previous is not None and previous.kind == "option"):
+        return False
+    found = [said.date for said in scan_dates(before)]
+    return read_mdy(option.date) is not None and found[-1:] == [read_mdy(option.date)]
+
+
+def _option_step_error(text: str, previous: str) -> tuple[str, str] | None:
+    """(segment, reason) when our option step ("10/21/1953 is option (D).") names a date the step
+    before it did not end with: the date the option stands for was never found (SPEC 6)."""
+    option = read_step(text)
+    if option is None or option.kind != "option":
+        return None
+    found = [said.date for said in scan_dates(previous) if said.date is not None]
+    if read_mdy(option.date) is not None and found[-1:] == [read_mdy(option.date)]:
+        return None
+    if not found:
+        return option.date, f"no step before it finds {option.date}"
+    return option.date, f"the step before does not find {option.date}: it ended with {fmt(found[-1])}"
+
+
+_NAMED_OPTION = re.compile(r"\boption \((?P<letter>[A-Z])\)")
+
+
+def _named_option_error(text: str, claims: list[Claim], solution: Solution) -> tuple[str, str] | None:
+    """(segment, reason) when a step names an option ("..., which is option (E).") that is not the
+    date written just before it."""
+    for m in _NAMED_OPTION.finditer(text):
+        letter = m["letter"]
+        actual = solution.option_date(letter)
+        if actual is None:
+            return m.group(0), f"there is no option ({letter})"
+        before = [c.said for c in claims if c.said.end <= m.start()]
+        if before and not before[-1].means(actual):
+            right = solution.letter_of(before[-1].date) if before[-1].date else None
+            also = f"; {before[-1].text} is option ({right})" if right else ""
+            return m.group(0), f"option ({letter}) is {fmt(actual)}{also}"
+    return None
 
 
 # =================================================================== the generator
@@ -821,13 +1237,16 @@ class DateUnderstanding(Task):
     def cells(self) -> list[Cell]:
         return [Cell(f"s{k}", k in SEEN_STEPS, {"steps": k}) for k in range(1, MAX_STEPS_CELL + 1)]
 
-    def cell_of(self, question: str) -> Cell | None:
-        try:
-            solution = solve(question)
-        except QuestionError:
-            return None
-        if solution.letter_of(solution.answer_date) is None:
-            return None  # no single option holds the answer: the question cannot be answered
+    def cell_of(self, question: str) -> Cell:
+        """The cell of the question's plan length. A file loader skips (and counts) a question this
+        raises QuestionError (a ValueError) on, with the reason: the solver cannot read it.
+
+        A question whose options do not hold the solver's date is still placed: BIG-Bench Hard has
+        such items (their targets are wrong) and its file must load whole; ``gold_answer`` and
+        ``check`` report those questions as unanswerable."""
+        solution = solve(question)
+        if not solution.options:
+            raise QuestionError("the question has no options (A) MM/DD/YYYY ...")
         return self.cell(f"s{min(len(solution.steps), MAX_STEPS_CELL)}")
 
     def normalize_question(self, text: str) -> str:
@@ -952,6 +1371,8 @@ class DateUnderstanding(Task):
         return f"({self._solution(question)[1]})"
 
     def gold_rationale(self, question: str) -> str:
+        """Our phrasing (the generator's): one step per day of the plan, the option step, the final
+        response; joined by newlines with none at the end, as the reference's rationales (SPEC 9)."""
         solution, letter = self._solution(question)
         dates = {}
         lines = []
@@ -961,10 +1382,11 @@ class DateUnderstanding(Task):
             dates[normalize_name(step.name)] = step.date
         lines.append(f"({len(solution.steps) + 1}) {render_option(solution.answer_date, letter)}")
         lines.append(f"({FINAL_STEP}) {render_final(letter)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines)
 
     def normalize_answer(self, answer: str) -> str:
-        """"(A)", "A", "a", "(A) 12/14/1937" -> "(A)"; anything else (a bare date) is kept as is."""
+        """"(A)", "A" (the paper's files), "a", "(A) 10/21/1953" -> "(A)"; anything else (a bare date)
+        is kept as is."""
         text = str(answer).strip()
         m = re.fullmatch(r"\(?([A-Za-z])\)?\.?", text) or re.match(r"\(([A-Z])\)", text)
         return f"({m.group(1).upper()})" if m else text
@@ -974,34 +1396,50 @@ class DateUnderstanding(Task):
         m = _FINAL.search(line) if line else None
         return f"({m.group(1)})" if m else None
 
-    def is_consistent(self, attempt: str, answer: str) -> bool:
-        """SPEC 6: the second-to-last line (the option step) holds the chosen option, and its date
-        is the date the step before it found."""
+    def is_consistent(self, attempt: str, answer: str, question: str | None = None) -> bool:
+        """SPEC 6: the final response gives ``answer`` and the second-to-last line holds its date.
+
+        Our option step ("03/05/2017 is option (A).") names the letter, and its date must be the
+        one the step before found. The paper's phrasing names no letter there, so its line must
+        write a full date, and, when the question is given, the chosen option's date."""
         steps = split_steps(attempt) if isinstance(attempt, str) else None
-        if not steps or len(steps) < 3 or steps[-1].id != FINAL_STEP:
+        answer = self.normalize_answer(answer)
+        if not steps or len(steps) < 2 or steps[-1].id != FINAL_STEP or self.parse_answer(attempt) != answer:
             return False
-        option, before = read_step(steps[-2].text), read_step(steps[-3].text)
-        if option is None or option.kind != "option" or before is None or before.kind == "option":
+        line = steps[-2].text
+        option = read_step(line)
+        if option is not None and option.kind == "option":
+            return len(steps) >= 3 and _option_follows(option, steps[-3].text, answer)
+        written = [said.date for said in scan_dates(line) if said.date is not None]
+        if not written:
             return False
-        return f"({option.letter})" == self.normalize_answer(answer) and read_mdy(option.date) == read_mdy(before.date) is not None
+        if question is None:
+            return True
+        try:
+            chosen = solve(question).option_date(answer.strip("()"))
+        except QuestionError:
+            return False
+        return chosen in written
 
     # ------------------------------------------------------------------ checking
     def find_error(self, question: str, attempt: str) -> Feedback:
+        """Our phrasing (every step read by ``read_step``, with an option step) is checked step by
+        step against the plan; any other phrasing (the paper's) claim by claim (``_check_free``)."""
         try:
-            return self._check(question, attempt)
+            solution, letter = self._solution(question)
         except QuestionError as e:
             raise Unreadable(f"cannot read the question ({e})") from None
-
-    def _check(self, question: str, attempt: str) -> Feedback:
-        solution, _ = self._solution(question)
         numbered, _ = numbered_steps(attempt)
+        written = [read_step(step.text) for step in numbered]
+        if all(written) and any(w.kind == "option" for w in written):
+            return self._check(solution, numbered, written, attempt)
+        return self._check_free(question, solution, letter, numbered, attempt)
+
+    def _check(self, solution: Solution, numbered: list[Step], written_steps: list[Written], attempt: str) -> Feedback:
         plan_steps = solution.steps
         found: dict[str, tuple[date, str]] = {}  # day name -> (date as written, step id)
         chosen = None
-        for i, step in enumerate(numbered):
-            written = read_step(step.text)
-            if written is None:
-                return Feedback.unparsable(f"step ({step.id}) is not a date step")
+        for i, (step, written) in enumerate(zip(numbered, written_steps)):
             if i < len(plan_steps):
                 feedback = self._check_day(step.id, step.text, written, plan_steps[i], found)
             elif i == len(plan_steps):
@@ -1080,6 +1518,28 @@ class DateUnderstanding(Task):
             why = f"option ({written.letter}) is {fmt(actual)}" if actual else f"there is no option ({written.letter})"
             return Feedback.error(step_id, f"option ({written.letter})", f"{why}; {fmt(known_date)} is option ({right})")
         return None
+
+    def _check_free(self, question: str, solution: Solution, letter: str, numbered: list[Step], attempt: str) -> Feedback:
+        """The paper's phrasing: the first step with a wrong claim (``first_wrong_step``); then the
+        last step must write the asked day's date (SPEC 6) and the final response its letter."""
+        wrong = first_wrong_step(numbered, question, solution)
+        if wrong is not None:
+            return wrong
+        last = numbered[-1]
+        last_dates = scan_dates(last.text)
+        if solution.answer_date not in [said.date for said in last_dates]:
+            segment = last_dates[-1].text if last_dates else last.text
+            return Feedback.error(last.id, segment, f"the question asks for {solution.target.name}, "
+                                                    f"{fmt(solution.answer_date)}, and this last step does not give it")
+        chosen = self.parse_answer(attempt)
+        if chosen is None:
+            return Feedback.unparsable("the final response gives no option letter")
+        if chosen != f"({letter})":
+            actual = solution.option_date(chosen[1])
+            why = f"option {chosen} is {fmt(actual)}" if actual else f"there is no option {chosen}"
+            return Feedback.error(FINAL_STEP, chosen, f"{why}; {fmt(solution.answer_date)}, found in step ({last.id}), "
+                                                      f"is option ({letter})")
+        return Feedback.correct()
 
     # ------------------------------------------------------------------ wrong attempts
     def inject_error(self, question: str, rng: random.Random, tries: int = 20) -> str | None:
