@@ -30,11 +30,12 @@ log = logging.getLogger("tripost")
 def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from tripost.config import ConfigError, resume_config, validate
+    from tripost.config import ConfigError, resume_config
 
     try:
-        validate(cfg)
-        cfg = resume_config(cfg, overrides=list(HydraConfig.get().overrides.task))
+        hydra_cfg = HydraConfig.get()
+        choices = {g: c for g, c in hydra_cfg.runtime.choices.items() if not g.startswith("hydra")}
+        cfg = resume_config(cfg, overrides=list(hydra_cfg.overrides.task), choices=choices)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
@@ -43,7 +44,7 @@ def main(cfg: DictConfig) -> float | None:
 
     from tripost.data import DataFileError
     from tripost.experts import BudgetExceeded
-    from tripost.pipeline import run
+    from tripost.recipe import run
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = cfg.paths.output_dir

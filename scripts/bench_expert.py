@@ -32,6 +32,7 @@ from tripost.loop import edit_all, expert_attempts
 from tripost.tasks import get_task
 
 KEY_ENV = "TRIPOST_BENCH_KEY"  # any value: our server needs no key
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def edit_window(expert, task, window, out: Path):
@@ -42,8 +43,9 @@ def edit_window(expert, task, window, out: Path):
 
 
 def timed_openai(task, window, url: str, concurrency: int, cache: Path, out: Path, server) -> dict:
-    cfg = OmegaConf.create({"name": "openai", "base_url": url, "api_key_env": KEY_ENV, "concurrency": concurrency,
-                            "cache": {"path": str(cache), "mode": "readwrite"}})
+    cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "verifier" / "openai.yaml"),
+                          {"base_url": url, "api_key_env": KEY_ENV, "concurrency": concurrency,
+                           "cache": {"path": str(cache), "mode": "readwrite"}})
     before = server.requests
     with OpenAIExpert(cfg, task) as expert:
         start = time.perf_counter()

@@ -1,11 +1,12 @@
 """Rollout generation, our way versus the naive way, on the same prompts and model.
 
-  (a) ours: ``tripost.generation.generate`` with ``engine="loop"``: prompts sorted by length,
+  (a) ours: ``tripost.rollout.loop.LoopPolicy`` (``rollout.engine=loop``): prompts sorted by length,
       batches of ``--batch``, left padding, a KV cache written in place, and a finished
       sequence leaves the batch (it stops costing compute);
   (b) naive: one ``model.generate`` call per prompt (KV cache, the same stop rules);
-  (c) for reference, ``engine="hf"``: the same batches through transformers' ``generate``,
-      which keeps computing finished sequences until the batch is done.
+  (c) for reference, ``rollout.engine=hf`` (``tripost.rollout.hf.GeneratePolicy``): the same
+      batches through transformers' ``generate``, which keeps computing finished sequences
+      until the batch is done.
 
 Greedy decoding; in float32 the outputs must be identical (``--dtype bfloat16``, the default
 run's generation dtype, may round differently in a batch). Prints tokens/s of each and the
@@ -27,8 +28,10 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteriaList
 
-from tripost.generation import Sampling, _PerSequenceStop, after_final_response, cut, generate, stop_rules
-from tripost.models.policy import HFPolicy
+from tripost.rollout import Sampling
+from tripost.rollout.hf import GeneratePolicy, PerSequenceStop
+from tripost.rollout.loop import LoopPolicy
+from tripost.rollout.stops import after_final_response, cut, stop_rules
 from tripost.tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +50,7 @@ def naive(model, tokenizer, prompts: list[str], sampling: Sampling) -> list[str]
         n = enc["input_ids"].size(1)
         ids = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, do_sample=False, use_cache=True,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             stopping_criteria=StoppingCriteriaList([_PerSequenceStop(tokenizer, n, rules)]))
+                             stopping_criteria=StoppingCriteriaList([PerSequenceStop(tokenizer, n, rules)]))
         out.append(cut(tokenizer.decode(ids[0, n:], skip_special_tokens=True), rules))
     return out
 
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     if model_dir is None:
         sys.exit("error: no model; pass --model <dir> or run `python run.py` first")
     torch.manual_seed(0)
-    policy = HFPolicy.load(model_dir, batch_size=args.batch, dtype=args.dtype)
+    policy = LoopPolicy.load(model_dir, batch_size=args.batch, dtype=args.dtype)
+    engines = {"loop": policy, "hf": GeneratePolicy(policy.model, policy.tokenizer, args.batch)}  # one model, two engines
     task = get_task("word_sort")
     questions = task.generate(task.seen_cells(), -(-args.prompts // len(task.seen_cells())), seed=123)[: args.prompts]
     prompts = [task.prompt(e.question) for e in questions]
@@ -81,20 +85,25 @@ def main(argv: list[str] | None = None) -> None:
         out = fn()
         return out, time.perf_counter() - start
 
+    def texts(engine: str, how: Sampling, seed: int | None = None) -> list[str]:
+        return [c.text for c in engines[engine].complete(prompts, how, seed=seed)]
+
     if args.sample:  # draws differ between the engines, so only speed is compared
         sampled = Sampling(do_sample=True, temperature=1.0, max_new_tokens=args.max_new_tokens)
-        runs = {engine: timed(lambda: generate(policy.model, policy.tokenizer, prompts, sampled, args.batch,
-                                               seed=0, engine=engine)) for engine in ("hf", "loop")}
+        runs = {engine: timed(lambda: texts(engine, sampled, seed=0)) for engine in ("hf", "loop")}
         print(f"{len(prompts)} word_sort prompts, sampled at temperature 1.0, {args.dtype}, model {model_dir}")
-        print("| way | seconds | tokens/s |\n|---|---|---|")
-        for engine, (texts, seconds) in runs.items():
-            print(f"| {engine} engine | {seconds:.1f} | {count_tokens(policy.tokenizer, texts) / seconds:.0f} |")
+        print("| way | seconds | tokens/s | completions | tokens |\n|---|---|---|---|---|")
+        for engine, (out, seconds) in runs.items():
+            tokens = count_tokens(policy.tokenizer, out)
+            print(f"| {engine} engine | {seconds:.3f} | {tokens / seconds:.0f} | {len(out)} | {tokens} |")
         print(f"speed-up of the loop over transformers' generate: {runs['hf'][1] / runs['loop'][1]:.1f}x")
+        if any(len(out) != len(prompts) for out, _ in runs.values()):
+            sys.exit("error: an engine did not return one completion per prompt")
         return
 
-    ours, t_ours = timed(lambda: generate(policy.model, policy.tokenizer, prompts, sampling, args.batch, engine="loop"))
+    ours, t_ours = timed(lambda: texts("loop", sampling))
     theirs, t_naive = timed(lambda: naive(policy.model, policy.tokenizer, prompts, sampling))
-    hf, t_hf = timed(lambda: generate(policy.model, policy.tokenizer, prompts, sampling, args.batch, engine="hf"))
+    hf, t_hf = timed(lambda: texts("hf", sampling))
 
     tokens = count_tokens(policy.tokenizer, ours)
     same = sum(a == b for a, b in zip(ours, theirs))

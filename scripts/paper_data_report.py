@@ -38,7 +38,7 @@ def row(task, path: Path) -> list:
     report, with_rationale = loaded.report, [e for e in loaded.examples if e.rationale]
     n = len(with_rationale)
     same = sum(task.gold_rationale(e.question) == e.rationale for e in with_rationale) if task.name in SCRIPTED else None
-    consistent = sum(task.is_consistent(e.rationale, e.answer) for e in with_rationale)
+    consistent = sum(task.is_consistent(e.rationale, e.answer, e.question) for e in with_rationale)
     judged = sum(task.check(e.question, e.rationale).is_correct for e in with_rationale)
     frac = lambda k: "-" if k is None or not n else f"{k}/{n} ({100 * k / n:.1f}%)"  # noqa: E731
     skipped = "; ".join(f"{r} x{c}" for r, c in report.skipped.items()) or "0"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+
+import pytest
 
 from .conftest import ROOT
 
@@ -29,7 +32,14 @@ def test_bench_rollout_same_greedy_outputs(tmp_path):
     assert "identical outputs: 6 of 6" in out
     sampled = bench("bench_rollout.py", "--model", str(tmp_path), "--prompts", "6", "--batch", "4",
                     "--max-new-tokens", "12", "--sample")
-    assert "| loop engine |" in sampled and "speed-up of the loop over transformers' generate" in sampled
+    row = re.compile(r"^\| (\w+) engine \| ([\d.]+) \| (\d+) \| (\d+) \| (\d+) \|$", re.MULTILINE)
+    rows = {m[1]: [float(x) for x in m.groups()[1:]] for m in row.finditer(sampled)}
+    assert set(rows) == {"loop", "hf"}, sampled
+    for seconds, per_second, completions, tokens in rows.values():
+        assert completions == 6 and tokens > 0 and seconds > 0, sampled  # one completion per prompt, and some text
+        assert per_second == pytest.approx(tokens / seconds, rel=0.05, abs=1)
+    speed_up = float(re.search(r"speed-up of the loop over transformers' generate: ([\d.]+)x", sampled)[1])
+    assert speed_up == pytest.approx(rows["hf"][0] / rows["loop"][0], rel=0.05, abs=0.06)  # the ratio of the two times
 
 
 def test_bench_expert_concurrent_and_cached():

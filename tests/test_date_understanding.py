@@ -530,7 +530,7 @@ def test_openai_expert_matches_the_scripted_expert(task, monkeypatch):
     # the shipped verifier settings (conf/verifier/openai.yaml), pointed at the local server
     cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "verifier" / "openai.yaml"), {
         "base_url": server.url, "api_key_env": KEY_ENV, "shots": 2, "max_retries": 2, "timeout_s": 5,
-        "backoff_base_s": 0.01, "backoff_max_s": 0.05, "cache": {"path": None, "mode": "off"}})
+        "cache": {"path": None, "mode": "off"}})
     expert = OpenAIExpert(cfg, task)
     scripted = ScriptedExpert(task)
     rng = random.Random(3)

@@ -125,8 +125,10 @@ def test_illegitimate_update_and_imp_failure_are_dropped(task):
     no_final = "".join(line + "\n" for line in GOLD_TEXT.splitlines()[:-1])
     assert edit_trajectory(task, _Scripted(task, [no_final]), Q, "4", WRONG).reason == NOT_LEGITIMATE
     assert edit_trajectory(task, _Scripted(task, [WRONG]), Q, "4", WRONG).reason == NOT_LEGITIMATE
-    changed_before = GOLD_TEXT.replace("(8 + -1) = 7.", "(8 + -1) = 7 .")
-    assert edit_trajectory(task, _Scripted(task, [changed_before]), Q, "4", WRONG).reason in (NOT_LEGITIMATE, FBK_UNPARSABLE)
+    # a correct update that also rewrites step (2), before the error step (3): FBK accepts it, SPEC 5 does not
+    changed_before = GOLD_TEXT.replace("= (8 + -1) = 7.", "= (8 - 1) = 7.")
+    assert task.check(Q, changed_before).is_correct
+    assert edit_trajectory(task, _Scripted(task, [changed_before]), Q, "4", WRONG).reason == NOT_LEGITIMATE
     assert edit_trajectory(task, _Scripted(task, []), Q, "4", WRONG).status == DROPPED
 
 

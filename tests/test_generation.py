@@ -1,9 +1,17 @@
 import pytest
 import torch
 
-from tripost.decoding import decode_batch, pick_next
-from tripost.generation import Sampling, after_final_response, cut, cut_at_new_question, generate
 from tripost.models.tiny import build_tiny_model
+from tripost.rollout import Sampling
+from tripost.rollout.hf import GeneratePolicy
+from tripost.rollout.loop import LoopPolicy, decode_batch, pick_next
+from tripost.rollout.stops import after_final_response, cut, cut_at_new_question
+
+ENGINES = {"loop": LoopPolicy, "hf": GeneratePolicy}
+
+
+def generate(model, tokenizer, prompts, sampling, batch_size, engine, **kwargs) -> list[str]:
+    return [c.text for c in ENGINES[engine](model, tokenizer, batch_size).complete(prompts, sampling, **kwargs)]
 
 
 def test_stop_rules_cut_where_they_should():

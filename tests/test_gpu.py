@@ -12,8 +12,10 @@ import time
 import pytest
 import torch
 
-from tripost.generation import Sampling, generate
 from tripost.models.tiny import build_tiny_model, save_pretrained
+from tripost.rollout import Sampling
+from tripost.rollout.hf import GeneratePolicy
+from tripost.rollout.loop import LoopPolicy
 
 from .conftest import ROOT
 from .test_cli import check_run_dir, run_cli
@@ -30,15 +32,16 @@ def test_decode_loop_on_gpu_matches_generate_and_reports_speed(tokenizer):
     model = build_tiny_model(tokenizer, 128, 2, 4, 512, 2048, seed=0).to("cuda")
     prompts = PROMPTS * 16
     sampling = Sampling(max_new_tokens=128)
+    loop, hf = LoopPolicy(model, tokenizer, batch_size=64), GeneratePolicy(model, tokenizer, batch_size=64)
     torch.cuda.reset_peak_memory_stats()
-    ours = generate(model, tokenizer, prompts, sampling, batch_size=64, stop=None, engine="loop")
+    loop.complete(prompts, sampling, stop=None)  # warm-up
     torch.cuda.synchronize()
     start = time.perf_counter()
-    ours = generate(model, tokenizer, prompts, sampling, batch_size=64, stop=None, engine="loop")
+    ours = [c.text for c in loop.complete(prompts, sampling, stop=None)]
     torch.cuda.synchronize()
     t_ours = time.perf_counter() - start
     start = time.perf_counter()
-    theirs = generate(model, tokenizer, prompts, sampling, batch_size=64, stop=None, engine="hf")
+    theirs = [c.text for c in hf.complete(prompts, sampling, stop=None)]
     torch.cuda.synchronize()
     t_hf = time.perf_counter() - start
     tokens = sum(len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in ours)
@@ -60,13 +63,17 @@ def test_fast_run_trains_bf16_on_gpu(tmp_path, trainer):
 def test_vllm_engine_serves_the_checkpoint(tokenizer, tmp_path):
     from omegaconf import OmegaConf
 
-    from tripost.models.served import ServedPolicy, ServerProcess
+    from tripost.rollout.served import ServedPolicy
 
-    command = list(OmegaConf.load(ROOT / "conf" / "config.yaml").rollout.server.command)
+    command = list(OmegaConf.load(ROOT / "conf" / "rollout" / "vllm.yaml").engine.command)
     model = build_tiny_model(tokenizer, 128, 2, 4, 512, 2048, seed=0)
     save_pretrained(model, tokenizer, tmp_path / "ckpt")
-    with ServerProcess(command, tmp_path / "ckpt", tmp_path / "server.log") as server:
-        texts, finished = ServedPolicy(server.url, batch_size=64).complete(
-            PROMPTS * 16, Sampling(max_new_tokens=64), stop=None, return_finished=True)
-    assert len(texts) == 64 and len(finished) == 64
+    policy = ServedPolicy.serve(tmp_path / "ckpt", command=command, log_path=tmp_path / "server.log",
+                                startup_timeout_s=900, concurrency=4, batch_size=64)
+    server = policy.server
+    try:
+        out = policy.complete(PROMPTS * 16, Sampling(max_new_tokens=64), stop=None)
+    finally:
+        policy.close()
+    assert len(out) == 64 and all(isinstance(c.text, str) for c in out)
     assert server.process.poll() is not None  # exited: its GPU memory is free for training

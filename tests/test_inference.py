@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tripost.generation import Sampling
-from tripost.inference import SIOutput, clean, positive_feedback_done, self_improve, si_metrics
+from tripost.inference import SIOutput, clean, self_improve, si_metrics
+from tripost.rollout import Completion, Policy, Sampling
+from tripost.rollout.stops import positive_feedback_done
 from tripost.tasks import get_task
 
 from .test_editing import GOLD_TEXT, POSITIVE, Q, WRONG
@@ -13,7 +14,7 @@ from .test_editing import GOLD_TEXT, POSITIVE, Q, WRONG
 UPDATE = "Updated Answer: Let's think step by step.{info}\n"
 
 
-class ScriptedPolicy:
+class ScriptedPolicy(Policy):
     """Returns the next prepared continuation for each prompt; records the prompts it got.
 
     A reply ending in "<limit>" stands for an output cut at the token limit; the others ended
@@ -23,17 +24,16 @@ class ScriptedPolicy:
     def __init__(self, replies: list[str]):
         self.replies, self.prompts = list(replies), []
 
-    def complete(self, prompts, sampling, stop=None, progress=None, seed=None, return_finished=False):
+    def complete(self, prompts, sampling, stop=None, progress=None, seed=None):
         self.prompts += prompts
-        out, ended = [], []
+        out = []
         for _ in prompts:
             text = self.replies.pop(0)
             at_limit = text.endswith("<limit>")
             text = text.removesuffix("<limit>")
             cut = stop(text) if stop else None
-            out.append(text[:cut] if cut is not None else text)
-            ended.append(cut is not None or not at_limit)
-        return (out, ended) if return_finished else out
+            out.append(Completion(text[:cut] if cut is not None else text, cut is not None or not at_limit))
+        return out
 
 
 @pytest.fixture(scope="module")

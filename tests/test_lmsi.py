@@ -43,8 +43,25 @@ def test_bad_keep_names_the_key(task):
         self_consistent_examples(task, [], [], keep="best")
 
 
+def test_lmsi_stage_through_the_cli(tmp_path):
+    """The LMSI stage in a debug=fast run: every window question sampled, the samples saved and
+    counted (the untrained model's samples are rarely kept: that is the slow test's part)."""
+    import json
+
+    from .test_cli import run_cli
+
+    run_cli("debug=fast", "tripost.num_iterations=0", "baselines.ft_si_demo=false", "baselines.lmsi.enabled=true",
+            "baselines.lmsi.samples=3", f"hydra.run.dir={tmp_path}")
+    samples = [json.loads(line) for line in open(tmp_path / "lmsi" / "samples.jsonl")]
+    assert len(samples) == 8 and all(len(r["samples"]) == 3 for r in samples)  # window_size 8 in debug=fast
+    stats = json.loads((tmp_path / "lmsi" / "stats.json").read_text())
+    assert stats["samples"] == 24 and stats["examples"] == stats["rationales_kept"] + stats["questions_kept"]
+
+
+@pytest.mark.slow
 def test_lmsi_row_end_to_end(tmp_path):
-    """A model that memorises its window (as in the resume test) samples parseable rationales."""
+    """A model that memorises its window (as in the resume test, 100 epochs: about 4 minutes)
+    samples parseable rationales, which train the lmsi row."""
     import json
 
     from .test_cli import check_run_dir, run_cli

@@ -16,6 +16,8 @@ from tripost.formats import FINAL_STEP, render_feedback, split_steps
 from tripost.tasks import get_task
 from tripost.tasks.logical_deduction import orders_of, parse_question
 
+from .conftest import ROOT
+
 
 DATA = Path(__file__).parent / "data" / "logical_deduction_bigbench.json"
 PREAMBLE = ("The following paragraphs each describe a set of {} objects arranged in a fixed order. "
@@ -358,9 +360,11 @@ def test_scripted_improvement_fixes_injected_errors(task):
 def test_openai_expert_matches_the_scripted_expert(api, task, monkeypatch):
     monkeypatch.setenv("TRIPOST_TEST_OPENAI_KEY", "sk-tripost-FAKE-logic")
     server = start_server("logical_deduction")
-    cfg = {"name": "openai", "base_url": server.url, "api_key_env": "TRIPOST_TEST_OPENAI_KEY", "shots": 2, "api": api,
-           "max_retries": 1, "timeout_s": 10, "cache": {"path": None, "mode": "off"}}
-    expert = OpenAIExpert(OmegaConf.create(cfg), task)
+    # the shipped verifier settings (conf/verifier/openai.yaml), pointed at the local server
+    cfg = OmegaConf.merge(OmegaConf.load(ROOT / "conf" / "verifier" / "openai.yaml"), {
+        "base_url": server.url, "api_key_env": "TRIPOST_TEST_OPENAI_KEY", "shots": 2, "api": api,
+        "max_retries": 1, "timeout_s": 10, "cache": {"path": None, "mode": "off"}})
+    expert = OpenAIExpert(cfg, task)
     scripted, rng = ScriptedExpert(task), random.Random(len(api))
     try:
         for e in task.generate(task.cells(), 2, seed=7):

@@ -1,9 +1,10 @@
 """verifier=openai: the real openai client against our own OpenAI-compatible server on 127.0.0.1.
 
 The server answers with the scripted expert, so the API expert must give exactly the scripted
-feedback and updates (parity), over both endpoints; then the cache, retries and faults,
-concurrency, the budget, the key's secrecy, reply parsing and the dry-run estimate. No real API
-is called and nothing is mocked: requests go through the openai client over HTTP.
+feedback and updates (parity), over both endpoints; then the cache, retries and faults (the
+client's own retries, every try counted), concurrency, the budget, the key's secrecy, reply
+parsing and the dry-run estimate. No real API is called and nothing is mocked: requests go
+through the openai client over HTTP.
 """
 
 from __future__ import annotations
@@ -11,24 +12,30 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
 from tripost.config import ConfigError
 from tripost.experts import BudgetExceeded, ExpertError, build_expert
-from tripost.experts.cache import CacheMiss
-from tripost.experts.openai_expert import OpenAIExpert, estimate_run
-from tripost.experts.prompts import PromptBuilder, parse_fbk_reply, parse_imp_reply, parse_request
+from tripost.experts import openai_expert
+from tripost.experts.accounting import estimate_run
+from tripost.experts.cache import CacheMiss, request_key
+from tripost.experts.openai_expert import OpenAIExpert
+from tripost.experts.prompts import PromptBuilder, parse_fbk_reply, parse_imp_reply
 from tripost.experts.scripted import ScriptedExpert
-from tripost.experts.server import FaultPlan, parse_faults, start_server
+from tripost.experts.server import start_server
+from tripost.experts.server_parsing import parse_request
 from tripost.formats import FINAL_STEP, Feedback
+from tripost.openai_server import Answerer, Choice, FaultPlan, OpenAIServer, parse_faults
 from tripost.tasks import get_task
 
 from .conftest import ROOT
@@ -71,6 +78,12 @@ def make_server():
         server.shutdown()
 
 
+def verifier_settings(*overrides):
+    """conf/verifier/openai.yaml (where every default lives) with ``overrides`` on top; cache off."""
+    defaults = OmegaConf.load(ROOT / "conf" / "verifier" / "openai.yaml")
+    return OmegaConf.merge(defaults, {"cache": {"path": None, "mode": "off"}}, *overrides)
+
+
 @pytest.fixture
 def make_expert(tasks):
     """OpenAI experts on a server URL (cache off unless a path is given), closed after the test."""
@@ -78,11 +91,10 @@ def make_expert(tasks):
 
     def make(url, task_name="word_sort", cache_path=None, **overrides):
         cfg = {
-            "name": "openai", "base_url": url, "api_key_env": KEY_ENV, "shots": 2,
-            "max_retries": 2, "timeout_s": 5, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+            "base_url": url, "api_key_env": KEY_ENV, "shots": 2, "max_retries": 2, "timeout_s": 5,
             "cache": {"path": str(cache_path) if cache_path else None, "mode": "readwrite" if cache_path else "off"},
         }
-        made.append(OpenAIExpert(OmegaConf.merge(cfg, overrides), tasks[task_name]))
+        made.append(OpenAIExpert(verifier_settings(cfg, overrides), tasks[task_name]))
         return made[-1]
 
     yield make
@@ -204,13 +216,22 @@ def test_readonly_cache_without_a_file_misses(tmp_path, shared_servers, make_exp
 
 def test_rate_limits_server_errors_and_timeouts_are_retried(tasks, make_server, make_expert):
     task = tasks["word_sort"]
-    server = make_server(faults=["429", "500", "timeout"], timeout_sleep=1.5)
+    # The timeout first: the client's backoff after it (no Retry-After to follow) is its shortest.
+    server = make_server(faults=["timeout", "429", "500"], timeout_sleep=1.5)
     expert = make_expert(server.url, max_retries=3, timeout_s=0.5)
     question, attempt = first_wrong(task)
     assert expert.feedback(question, attempt) == task.check(question, attempt)
     usage = expert.usage()["fbk"]
     assert usage["retries"] == 3 and usage["calls"] == 4 == server.requests
-    assert usage["errors"] == {"rate_limit": 1, "server_500": 1, "timeout": 1}
+    assert usage["errors"] == {"rate_limit": 1, "server_500": 1, "timeout": 1} and usage["failed"] == 0
+
+
+def test_retry_after_is_honoured(tasks, make_server, make_expert):
+    server = make_server(faults=["429"], retry_after_ms=600)
+    expert = make_expert(server.url)
+    start = time.perf_counter()
+    assert expert.feedback(*first_wrong(tasks["word_sort"])).is_error
+    assert time.perf_counter() - start >= 0.6 and server.requests == 2
 
 
 @pytest.mark.parametrize("fault, kind", [("garbage", "bad_reply"), ("empty", "empty_reply")])
@@ -383,13 +404,14 @@ def test_imp_replies_parse_and_fail_clearly():
 
 
 def test_estimate_run_counts_calls_and_cost(tasks):
-    cfg = {"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}}
+    assert openai_expert.estimate_run is estimate_run  # the old import path still works
+    cfg = verifier_settings({"prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}})
     estimate = estimate_run(cfg, tasks["multistep_arithmetic"], n_questions=100, passes=2, iterations=3)
     assert estimate["trajectories"] == 600
     assert estimate["fbk"]["calls"] == 600 + 450 and estimate["imp"]["calls"] == 450
     assert estimate["calls"] > 0 and estimate["prompt_tokens"] > 0 and estimate["cost_usd"] > 0
     assert estimate["unpriced_models"] == []
-    chat = estimate_run({**cfg, "api": "completions"}, tasks["word_sort"], 10, 1, 1, wrong_share=1.0, rounds=2.0)
+    chat = estimate_run(verifier_settings(cfg, {"api": "completions"}), tasks["word_sort"], 10, 1, 1, wrong_share=1.0, rounds=2.0)
     assert chat["imp"]["calls"] == 20 and chat["cost_usd"] > 0
 
 
@@ -431,8 +453,89 @@ def test_server_cli_prints_its_url_and_answers(tmp_path):
         proc.stdout.close()
 
 
-def test_cache_file_holds_requests_not_secrets(tmp_path, shared_servers, make_expert, tasks):
-    expert = make_expert(shared_servers["word_sort"].url, cache_path=tmp_path / "c.sqlite")
-    expert.feedback(*first_wrong(tasks["word_sort"]))
-    assert len(expert.cache) == 1
-    assert Path(tmp_path / "c.sqlite").stat().st_size > 0
+class EchoAnswerer(Answerer):
+    """Completions only: each prompt back upper-cased; a prompt "bug" is a bug of the answerer."""
+
+    model_id = "echo"
+    endpoints = ("completions",)
+
+    def answer(self, endpoint, body):
+        prompts = body.get("prompt")
+        if not isinstance(prompts, list):
+            raise ValueError("the prompt must be a list")
+        if "bug" in prompts:
+            raise RuntimeError("a bug")
+        return [Choice(p.upper(), "length" if len(p) > 3 else "stop") for p in prompts]
+
+    def usage(self, endpoint, body, texts):
+        return len(body["prompt"]), len(texts)
+
+
+def test_openai_server_core_routes_and_shapes():
+    """The shared HTTP core with another answerer: routes, reply shapes, errors, and a shutdown
+    from a serve_forever loop of someone else's thread (as the generation server's tests run it)."""
+    server = OpenAIServer(EchoAnswerer())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def post(path, data):
+        request = urllib.request.Request(f"{server.url}{path}", data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, json.load(reply)
+        except urllib.error.HTTPError as e:
+            return e.code, json.load(e)
+
+    try:
+        assert json.load(urllib.request.urlopen(f"{server.url}/models", timeout=10))["data"][0]["id"] == "echo"
+        status, reply = post("/completions", json.dumps({"model": "m", "prompt": ["ab", "abcd"]}).encode())
+        assert status == 200 and reply["object"] == "text_completion" and reply["model"] == "m"
+        assert [(c["index"], c["text"], c["finish_reason"]) for c in reply["choices"]] == [(0, "AB", "stop"), (1, "ABCD", "length")]
+        assert reply["usage"] == {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4}
+        assert post("/chat/completions", b"{}")[0] == 404  # not an endpoint of this answerer
+        assert post("/completions", b"not json")[0] == 400
+        status, reply = post("/completions", json.dumps({"prompt": "one"}).encode())
+        assert status == 400 and "must be a list" in reply["error"]["message"]
+        assert post("/completions", json.dumps({"prompt": ["bug"]}).encode())[0] == 500
+        assert server.stats()["requests"] == 4
+    finally:
+        server.shutdown()
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+
+
+def test_cache_file_holds_requests_not_secrets(tmp_path, monkeypatch, tasks, make_server, make_expert):
+    """Every stored row is a request (the fields the cache key is made of) and its reply; no key,
+    no Authorization, no URL. A distinctive key planted in the environment is in no byte of the file."""
+    planted = "sk-tripost-PLANTED-5e1f0c9a7b3d42e8a6c4"
+    url_secret = "URL-SECRET-93b1d7"  # credentials in the base URL must not reach the cache either
+    monkeypatch.setenv(KEY_ENV, planted)
+    task, server = tasks["word_sort"], make_server()
+    base_url = server.url.replace("http://", f"http://tripost:{url_secret}@")
+    path = tmp_path / "c.sqlite"
+    expert = make_expert(base_url, cache_path=path)
+    question, attempt = first_wrong(task)
+    feedback = expert.feedback(question, attempt)
+    expert.improve(question, attempt, feedback)
+    expert.attempt(question)
+    expert.close()
+    assert server.requests == 3
+
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT key, request, reply, prompt_tokens, completion_tokens FROM replies").fetchall()
+    assert len(rows) == 3
+    for key, stored, reply, prompt_tokens, completion_tokens in rows:
+        request = json.loads(stored)
+        assert key == request_key(request)  # the key is the request's own hash, nothing else
+        assert {"role", "endpoint", "model", "temperature", "max_tokens", "stop", "messages"} <= set(request)
+        assert not {"api_key", "authorization", "headers", "base_url", "url"} & {k.lower() for k in request}
+        assert question in request["messages"][-1]["content"] and reply and prompt_tokens > 0 and completion_tokens > 0
+    assert sorted(json.loads(r[1])["role"] for r in rows) == ["att", "fbk", "imp"]
+
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("c.sqlite"))  # with any WAL left
+    # The file is searchable as bytes (the question as its JSON stores it): the checks below mean something.
+    assert json.dumps(question, ensure_ascii=False)[1:-1].encode() in raw
+    host = server.url.removeprefix("http://").removesuffix("/v1")
+    for secret in (planted, planted[-12:], url_secret, host):
+        assert secret.encode() not in raw, secret
+    assert b"authorization" not in raw.lower()

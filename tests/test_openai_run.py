@@ -122,7 +122,7 @@ def test_faults_drop_only_their_trajectories(tmp_path, monkeypatch):
         run_cli(*common, f"hydra.run.dir={tmp_path / 'scripted'}")
         run_cli(*common, "verifier=openai", f"verifier.base_url={faulty.url}", "verifier.api_key_env=TRIPOST_TEST_KEY",
                 f"verifier.cache.path={tmp_path / 'c.sqlite'}", "verifier.concurrency=4", "verifier.shots=2",
-                "verifier.timeout_s=1", "verifier.backoff_base_s=0.05", "verifier.max_retries=3",
+                "verifier.timeout_s=1", "verifier.max_retries=3",
                 f"hydra.run.dir={tmp_path / 'faulty'}")
         injected = faulty.stats()["faults_injected"]
     finally:

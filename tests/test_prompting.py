@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tripost.formats import parse_feedback
 from tripost.prompting import PrefixedPolicy, few_shot_prefix
+from tripost.rollout import Completion, Policy, Sampling
 from tripost.tasks import get_task
 from tripost.trajectory import parse_trajectory
 
@@ -20,7 +21,7 @@ def test_plain_prefix_shows_gold_rationales():
     assert len(shown) == 3 and all("Feedback:" not in d for d in shown)
     for d in shown:
         question = d[len("Q: "):].split("\n")[0]
-        assert d == task.prompt(question) + task.gold_rationale(question) + "\n"
+        assert d == task.prompt(question) + task.gold_attempt(question) + "\n"  # a blank line between demos
 
 
 def test_si_prefix_shows_a_wrong_attempt_its_feedback_and_the_fix():
@@ -37,13 +38,14 @@ def test_si_prefix_shows_a_wrong_attempt_its_feedback_and_the_fix():
 def test_prefixed_policy_prepends_to_every_prompt():
     seen = []
 
-    class Recorder:
-        def complete(self, prompts, *args, **kwargs):
+    class Recorder(Policy):
+        def complete(self, prompts, sampling, stop=None, progress=None, seed=None):
             seen.extend(prompts)
-            return ["" for _ in prompts]
+            return [Completion(p[-2:], True) for p in prompts]
 
-    PrefixedPolicy(Recorder(), "PREFIX\n").complete(["Q: a\n", "Q: b\n"], None)
+    out = PrefixedPolicy(Recorder(), "PREFIX\n").complete(["Q: a\n", "Q: b\n"], Sampling())
     assert seen == ["PREFIX\nQ: a\n", "PREFIX\nQ: b\n"]
+    assert out == [Completion("a\n", True), Completion("b\n", True)]  # the wrapped policy's completions, unchanged
 
 
 def test_prompting_rows_end_to_end(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 
@@ -28,215 +28,197 @@ class ConfigError(ValueError):
     """A config that does not fit the schema; the message is one line naming the key."""
 
 
-@dataclass
-class TrainData:
-    source: str = "generate"
-    path: Optional[str] = None
-    format: str = "auto"
-    split: Optional[str] = "train"
-    strict: bool = False
-    size: int = 550
-    cells: Optional[list[str]] = None
-    seed_offset: int = 0
+# Every field is MISSING: the YAML in conf/ is the one source of every default (a test checks
+# that no default is written here); the schema only says which keys exist and their types.
+# Nested dataclasses are structure, not values. Nodes built with hydra.utils.instantiate
+# (task.impl, model, verifier, trainer, callbacks, logger) are free-form here: their classes
+# check their own arguments, and validate() the values it can check at start-up.
 
 
 @dataclass
-class TestData:
-    source: str = "generate"
-    path: Optional[str] = None
-    format: str = "auto"
-    split: Optional[str] = "validation"
-    strict: bool = False
-    per_cell: int = 30
-    cells: Optional[list[str]] = None
-    seed_offset: int = 1000
+class DataSource:
+    source: str = MISSING
+    path: Optional[str] = MISSING
+    format: str = MISSING
+    split: Optional[str] = MISSING
+    strict: bool = MISSING
+    cells: Optional[list[str]] = MISSING
+    seed_offset: int = MISSING
+
+
+@dataclass
+class TrainData(DataSource):
+    size: int = MISSING
+
+
+@dataclass
+class TestData(DataSource):
+    per_cell: int = MISSING
 
 
 @dataclass
 class TaskConfig:
-    name: str = "multistep_arithmetic"
-    options: dict[str, Any] = field(default_factory=dict)
-    max_question_chars: int = 20000
+    name: str = MISSING
+    impl: dict[str, Any] = MISSING  # _target_: the Task class, and its options
+    max_question_chars: int = MISSING
     train: TrainData = field(default_factory=TrainData)
     test: TestData = field(default_factory=TestData)
 
 
 @dataclass
-class TinyArch:
-    vocab_size: int = 512
-    hidden_size: int = 128
-    num_layers: int = 2
-    num_heads: int = 4
-    intermediate_size: int = 512
-    max_position_embeddings: int = 2048
-
-
-@dataclass
-class ModelConfig:
-    kind: str = "tiny"
-    name_or_path: Optional[str] = None
-    arch: TinyArch = field(default_factory=TinyArch)
-    generation_dtype: str = "auto"
-
-
-@dataclass
-class ExpertRoleConfig:
-    """Request settings of one role (FBK or IMP) of an API expert."""
-
-    model: str = "gpt-4o-mini"
-    temperature: float = 0.0
-    max_tokens: int = 512
-    stop: Optional[list[str]] = None  # null: the prompt's own end marker (completions), none (chat)
-
-
-@dataclass
-class AzureConfig:
-    api_version: str = "2024-10-21"
-    deployment: Optional[str] = None
-
-
-@dataclass
-class ExpertCacheConfig:
-    path: Optional[str] = None
-    mode: str = "readwrite"
-
-
-@dataclass
-class ModelPrice:
-    input: float = 0.0  # USD per 1M prompt tokens
-    output: float = 0.0  # USD per 1M completion tokens
-
-
-@dataclass
-class RunEstimateConfig:
-    wrong_share: float = 0.5
-    rounds: float = 1.5
-
-
-@dataclass
-class VerifierConfig:
-    name: str = "scripted"
-    imp_error_rate: float = 0.0
-    attempt_error_rate: float = 0.5
-    # verifier=openai (conf/verifier/openai.yaml documents each key); unused by the scripted expert
-    base_url: str = "https://api.openai.com/v1"
-    api_key_env: str = "OPENAI_API_KEY"
-    api: str = "chat"
-    azure: Optional[AzureConfig] = None
-    fbk: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.0, max_tokens=256))
-    imp: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.7, max_tokens=1024))
-    att: ExpertRoleConfig = field(default_factory=lambda: ExpertRoleConfig(temperature=0.7, max_tokens=1024))
-    shots: int = 3
-    shot_seed: int = 0
-    concurrency: int = 16
-    max_retries: int = 5
-    timeout_s: float = 60.0
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 30.0
-    cache: ExpertCacheConfig = field(default_factory=ExpertCacheConfig)
-    prices: dict[str, ModelPrice] = field(default_factory=dict)
-    max_cost_usd: Optional[float] = None
-    dry_run: bool = False
-    estimate: RunEstimateConfig = field(default_factory=RunEstimateConfig)
-
-
-@dataclass
 class SFTConfig:
-    epochs: int = 5
-    lr: float = 1e-6
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.2
-    batch_size: int = 4
-    max_length: int = 1024
-    mask_prompt: bool = True
-    loss_normalize: str = "tokens"
-    num_workers: int = 0
+    epochs: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    batch_size: int = MISSING
+    max_length: int = MISSING
+    mask_prompt: bool = MISSING
+    loss_normalize: str = MISSING
+    num_workers: int = MISSING
 
 
 @dataclass
 class IterationTrainConfig(SFTConfig):
-    epochs: int = 4
-    self_improve_section_weight: float = 1.5
+    self_improve_section_weight: float = MISSING
 
 
 @dataclass
 class TriPosTConfig:
-    name: str = "tripost"
-    num_iterations: int = 3
-    window_size: Optional[int] = None
-    max_data_length: int = 150
-    min_data_length: int = 60
-    max_data_itr: int = 5
-    improve_data_ratio: float = 1.5
-    max_updates: int = 5
-    filter_failed_edits: bool = True
-    max_attempt_chars: int = 4000
-    do_sample: bool = True
-    temperature: float = 1.0
-    top_k: int = 50
-    top_p: float = 1.0
-    max_new_tokens: int = 1024
+    name: str = MISSING
+    num_iterations: int = MISSING
+    window_size: Optional[int] = MISSING
+    max_data_length: int = MISSING
+    min_data_length: int = MISSING
+    max_data_itr: int = MISSING
+    improve_data_ratio: float = MISSING
+    max_updates: int = MISSING
+    filter_failed_edits: bool = MISSING
+    max_attempt_chars: int = MISSING
+    do_sample: bool = MISSING
+    temperature: float = MISSING
+    top_k: int = MISSING
+    top_p: float = MISSING
+    max_new_tokens: int = MISSING
     train: IterationTrainConfig = field(default_factory=IterationTrainConfig)
 
 
 @dataclass
 class LMSIConfig:
-    enabled: bool = False
-    samples: int = 8
-    temperature: float = 1.2
-    keep: str = "correct"
+    enabled: bool = MISSING
+    samples: int = MISSING
+    temperature: float = MISSING
+    keep: str = MISSING
 
 
 @dataclass
 class PromptingConfig:
-    enabled: bool = False
-    shots: int = 3
+    enabled: bool = MISSING
+    shots: int = MISSING
 
 
 @dataclass
 class BaselinesConfig:
-    ft_si_demo: bool = False
+    ft_si_demo: bool = MISSING
     prompting: PromptingConfig = field(default_factory=PromptingConfig)
     lmsi: LMSIConfig = field(default_factory=LMSIConfig)
 
 
 @dataclass
-class GenerationServerConfig:
-    command: list[str] = field(default_factory=list)
-    startup_timeout_s: float = 900.0
-    concurrency: int = 4
-
-
-@dataclass
 class RolloutConfig:
-    engine: str = "loop"
-    device: str = "auto"
-    server: GenerationServerConfig = field(default_factory=GenerationServerConfig)
+    engine: dict[str, Any] = MISSING  # _target_: an engine (tripost.rollout.engines), partial
+    device: str = MISSING
 
 
 @dataclass
 class EvalConfig:
-    batch_size: int = 64
-    max_new_tokens: int = 512
-    max_continuations: int = 3
+    batch_size: int = MISSING
+    max_new_tokens: int = MISSING
+    max_continuations: int = MISSING
 
 
 @dataclass
 class RunConfig:
-    seed: int = 42
-    resume: Optional[str] = None
+    seed: int = MISSING
+    resume: Optional[str] = MISSING
     task: TaskConfig = field(default_factory=TaskConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    verifier: VerifierConfig = field(default_factory=VerifierConfig)
+    model: dict[str, Any] = MISSING  # _target_: a model source (tripost.models.sources)
+    verifier: dict[str, Any] = MISSING  # _target_: an Expert; settings checked by VERIFIER_SCHEMAS
     sft: SFTConfig = field(default_factory=SFTConfig)
     tripost: TriPosTConfig = field(default_factory=TriPosTConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    trainer: dict[str, Any] = field(default_factory=dict)
-    callbacks: Optional[dict[str, Any]] = None
-    logger: Optional[dict[str, Any]] = None
-    paths: dict[str, Any] = field(default_factory=dict)
+    trainer: dict[str, Any] = MISSING
+    callbacks: Optional[dict[str, Any]] = MISSING
+    logger: Optional[dict[str, Any]] = MISSING
+    paths: dict[str, Any] = MISSING
+
+
+# ---------------------------------------------------------------- the verifiers' settings
+@dataclass
+class ScriptedVerifierConfig:
+    imp_error_rate: float = MISSING
+    attempt_error_rate: float = MISSING
+
+
+@dataclass
+class ExpertRoleConfig:
+    """Request settings of one role (FBK, IMP, ATT) of an API expert."""
+
+    model: str = MISSING
+    temperature: float = MISSING
+    max_tokens: int = MISSING
+    stop: Optional[list[str]] = MISSING  # null: the prompt's own end marker (completions), none (chat)
+
+
+@dataclass
+class ExpertCacheConfig:
+    path: Optional[str] = MISSING
+    mode: str = MISSING
+
+
+@dataclass
+class ModelPrice:
+    input: float = MISSING  # USD per 1M prompt tokens
+    output: float = MISSING  # USD per 1M completion tokens
+
+
+@dataclass
+class RunEstimateConfig:
+    wrong_share: float = MISSING
+    rounds: float = MISSING
+
+
+@dataclass
+class VerifierConfig:
+    """verifier=openai (conf/verifier/openai.yaml documents each key and holds its defaults)."""
+
+    base_url: str = MISSING
+    api_key_env: str = MISSING
+    api: str = MISSING
+    azure: Optional[dict[str, Any]] = MISSING  # {api_version, deployment (optional)}: the expert checks it
+    fbk: ExpertRoleConfig = field(default_factory=ExpertRoleConfig)
+    imp: ExpertRoleConfig = field(default_factory=ExpertRoleConfig)
+    att: ExpertRoleConfig = field(default_factory=ExpertRoleConfig)
+    shots: int = MISSING
+    shot_seed: int = MISSING
+    concurrency: int = MISSING
+    max_retries: int = MISSING
+    timeout_s: float = MISSING
+    cache: ExpertCacheConfig = field(default_factory=ExpertCacheConfig)
+    prices: dict[str, ModelPrice] = MISSING
+    max_cost_usd: Optional[float] = MISSING
+    dry_run: bool = MISSING
+    estimate: RunEstimateConfig = field(default_factory=RunEstimateConfig)
+
+
+# The settings schema of each expert class tripost ships (a user's own expert is free-form:
+# its class checks its own arguments).
+VERIFIER_SCHEMAS = {
+    "tripost.experts.scripted.ScriptedExpert": ScriptedVerifierConfig,
+    "tripost.experts.openai_expert.OpenAIExpert.from_settings": VerifierConfig,
+}
 
 
 CHOICES = {
@@ -244,73 +226,156 @@ CHOICES = {
     "task.test.source": ("generate", "file"),
     "task.train.format": ("auto", "jsonl", "rationale", "text", "bigbench"),
     "task.test.format": ("auto", "jsonl", "rationale", "text", "bigbench"),
-    "model.kind": ("tiny", "hf", "gold"),
     "model.generation_dtype": ("auto", "float32", "bfloat16", "float16"),
     "sft.loss_normalize": ("tokens", "weights"),
     "tripost.train.loss_normalize": ("tokens", "weights"),
-    "verifier.name": ("scripted", "openai"),
     "baselines.lmsi.keep": ("correct", "majority"),
     "verifier.api": ("chat", "completions"),
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
-    "rollout.engine": ("loop", "hf", "vllm"),
     "rollout.device": ("auto", "cpu", "cuda"),
 }
 
 
-def validate(cfg: DictConfig) -> DictConfig:
-    """Merge ``cfg`` (without its ``hydra`` node) into the schema; raise ConfigError on misfit."""
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+def _config_error(e: OmegaConfBaseException, prefix: str = "") -> ConfigError:
+    key = getattr(e, "full_key", None) or "?"
+    return ConfigError(f"config key '{prefix}{key}': {str(e).splitlines()[0]}")
+
+
+def typed_node(schema, node: Any, prefix: str = "") -> DictConfig:
+    """``node`` merged into ``schema``; ConfigError naming the key on a wrong key or type, or a
+    key no YAML file set (every value comes from conf/)."""
     try:
-        typed = OmegaConf.merge(OmegaConf.structured(RunConfig), plain)
+        typed = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or "?"
-        raise ConfigError(f"config key '{key}': {str(e).splitlines()[0]}") from None
+        raise _config_error(e, prefix) from None
+    missing = sorted(OmegaConf.missing_keys(typed))
+    if missing:
+        raise ConfigError(f"config key '{prefix}{missing[0]}': no value set (conf/ or the command line must give one)")
+    return typed
+
+
+def build(node: Any, key: str, **kwargs) -> Any:
+    """``hydra.utils.instantiate(node, **kwargs)``; a part that cannot be built (a wrong option of
+    a task, model or expert) is a ConfigError naming ``key``, in one line."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs, _convert_="all")
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        reason = str(cause or e).splitlines()[0] if str(cause or e) else type(cause or e).__name__
+        raise ConfigError(f"config key '{key}': cannot build {node.get('_target_', '?')}: {reason}") from None
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """``cfg`` (without its ``hydra`` node) on the typed schema: what every stage receives.
+    ConfigError, one line naming the key, on a wrong key or type, a value not allowed, or a
+    missing one."""
+    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+    typed = typed_node(RunConfig, plain)
+    for node in ("model", "verifier", "rollout.engine"):
+        if "_target_" not in OmegaConf.select(typed, node):
+            raise ConfigError(f"config key '{node}._target_': required (the class that builds the {node})")
+    schema = VERIFIER_SCHEMAS.get(typed.verifier._target_)
+    if schema is not None:  # checked here, at start-up; the expert types its own settings again
+        settings = OmegaConf.to_container(typed.verifier, resolve=True)
+        typed_node(schema, {k: v for k, v in settings.items() if k != "_target_"}, "verifier.")
+    if "name_or_path" in typed.model and not typed.model.name_or_path:
+        raise ConfigError("config key 'model.name_or_path': required for model=hf (a local path or hub id)")
+    if "_target_" not in typed.task.impl:
+        raise ConfigError("config key 'task.impl._target_': required (the Task class)")
     for key, allowed in CHOICES.items():
-        value = OmegaConf.select(typed, key)
-        if value not in allowed:
+        value = OmegaConf.select(typed, key, default=_ABSENT)
+        if value is not _ABSENT and value not in allowed:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
     for key in ("task.train.path", "task.test.path"):
         source = OmegaConf.select(typed, key.replace("path", "source"))
         if source == "file" and not OmegaConf.select(typed, key):
             raise ConfigError(f"config key '{key}': required when the source is 'file'")
-    if typed.model.kind == "hf" and not typed.model.name_or_path:
-        raise ConfigError("config key 'model.name_or_path': required for model=hf (a local path or hub id)")
     return typed
 
 
-def resume_config(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
-    """The config to run: on resume, the one saved in the run dir (so the run ends as it would
-    have), else ``cfg``, which is then saved there as ``run_config.yaml``.
+_ABSENT = object()
+
+
+def resume_config(cfg: DictConfig, overrides: list[str] | None = None,
+                  choices: dict[str, str | None] | None = None) -> DictConfig:
+    """The typed config to run: on resume, the one saved in the run dir (so the run ends as it
+    would have), else ``cfg``, which is then saved there as ``run_config.yaml`` with the config
+    group ``choices`` of the run (``run_choices.yaml``).
 
     On resume, paths saved under the run dir's old location follow the dir (a copied or moved
     run writes into itself), and plain ``key=value`` ``overrides`` from the command line apply
-    on top (e.g. ``tripost.num_iterations=5`` extends a finished run); changing a config group
-    (``task=...``) is refused, since the finished stages were built with the old one."""
+    on top (e.g. ``tripost.num_iterations=5`` extends a finished run). A group override is
+    accepted when it names the run's own choice and refused otherwise, since the finished stages
+    were built with it. Keys added to conf/ since the run was saved take the values conf/ gives
+    now for the run's own group choices (never another group's)."""
     from pathlib import Path
 
     from tripost.io import atomic_write_text
 
     run_dir = Path(cfg.paths.output_dir)
-    saved_path = run_dir / "run_config.yaml"
-    plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
-    if cfg.get("resume"):
-        if not saved_path.is_file():
-            raise ConfigError(f"config key 'resume': {run_dir} holds no run_config.yaml of an earlier run")
+    saved_path, choices_path = run_dir / "run_config.yaml", run_dir / "run_choices.yaml"
+    if not cfg.get("resume"):
+        typed = validate(cfg)
+        resolved = OmegaConf.create(OmegaConf.to_container(typed, resolve=True))
+        atomic_write_text(saved_path, OmegaConf.to_yaml(resolved))
+        atomic_write_text(choices_path, OmegaConf.to_yaml(OmegaConf.create(dict(choices or {}))))
+        return validate(resolved)
+    if not saved_path.is_file():
+        raise ConfigError(f"config key 'resume': {run_dir} holds no run_config.yaml of an earlier run")
+    try:
         saved = OmegaConf.to_container(OmegaConf.load(saved_path))
-        saved = OmegaConf.create(_rebase(saved, str(saved["paths"]["output_dir"]), str(run_dir)))
-        for override in overrides or []:
-            key, _, value = override.lstrip("+~").partition("=")
-            if key in ("resume", "hydra") or key.startswith("hydra."):
-                continue
-            if isinstance(OmegaConf.select(saved, key), DictConfig) or "." not in key and key not in saved:
-                raise ConfigError(f"config key '{key}': a config group cannot change on resume (start a new run)")
+        saved_choices = OmegaConf.to_container(OmegaConf.load(choices_path)) if choices_path.is_file() else {}
+    except (OSError, OmegaConfBaseException) as e:
+        raise ConfigError(f"config key 'resume': cannot read {saved_path}: {str(e).splitlines()[0]}") from None
+    saved = OmegaConf.create(_rebase(saved, str(saved["paths"]["output_dir"]), str(run_dir)))
+    for override in overrides or []:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in ("resume", "hydra") or key.startswith("hydra.") or key.startswith("hydra/"):
+            continue
+        if key in (choices or {}) or key in saved_choices or isinstance(OmegaConf.select(saved, key), DictConfig):
+            if saved_choices.get(key) != (None if value == "null" else value):
+                raise ConfigError(f"config key '{key}': the run was made with {key}={saved_choices.get(key)}; "
+                                  "a config group cannot change on resume (start a new run)")
+            continue
+        try:
             OmegaConf.update(saved, key, OmegaConf.from_dotlist([f"v={value}"]).v, force_add=False)
-        saved.resume = str(run_dir)
-        # Keys added to the schema since that run was saved take their defaults.
-        return OmegaConf.create(OmegaConf.to_container(validate(saved)))
-    resolved = OmegaConf.create(OmegaConf.to_container(plain, resolve=True))
-    atomic_write_text(saved_path, OmegaConf.to_yaml(resolved))
-    return resolved
+        except (OmegaConfBaseException, TypeError, ValueError) as e:
+            raise ConfigError(f"config key '{key}': cannot be set on resume ({str(e).splitlines()[0]})") from None
+    saved.resume = str(run_dir)
+    current = _composed(saved_choices)
+    if current is not None:  # keys added to conf/ since the run was saved
+        saved = OmegaConf.merge(_only_missing(current, saved), saved)
+    return validate(saved)
+
+
+def _composed(choices: dict[str, Any]) -> DictConfig | None:
+    """The config conf/ composes today for these group choices; None outside a Hydra app."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not choices or not GlobalHydra.instance().is_initialized():
+        return None
+    groups = [f"{g}={'null' if c is None else c}" for g, c in choices.items() if not g.startswith("hydra")]
+    try:
+        return compose(config_name="config", overrides=groups)
+    except Exception:  # a group option since removed: keys then have to come from the saved config
+        return None
+
+
+def _only_missing(current: DictConfig, saved: DictConfig) -> DictConfig:
+    """The keys of ``current`` that ``saved`` lacks, resolved where they can be."""
+    def walk(cur: Any, old: Any) -> Any:
+        if isinstance(cur, dict):
+            return {k: walk(v, old.get(k)) for k, v in cur.items() if not isinstance(old, dict) or k not in old
+                    or isinstance(v, dict)}
+        return cur
+    container = OmegaConf.to_container(current, resolve=False)
+    return OmegaConf.create(walk(container, OmegaConf.to_container(saved)))
 
 
 def _rebase(node: Any, old: str, new: str) -> Any:

@@ -131,7 +131,7 @@ def edit_trajectory(
 
     last = turns[-1]
     own_last = parse_feedback(last.feedback) if last.feedback is not None else None
-    right = task.answers_match(task.parse_answer(last.attempt), answer) and task.is_consistent(last.attempt, answer)
+    right = task.answers_match(task.parse_answer(last.attempt), answer) and task.is_consistent(last.attempt, answer, question)
     if right and (own_last is None or own_last.is_correct):
         if own_last is None:
             last = Turn(last.attempt, feedback_text(Feedback.correct(), last.attempt))

@@ -8,25 +8,17 @@ continuations runs out. The answer is parsed from the last attempt.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from tripost.evaluation import accuracy_table
 from tripost.formats import ANSWER_HEADER, FEEDBACK_PREFIX, UPDATE_HEADER, parse_feedback, parse_step
-from tripost.generation import Sampling
+from tripost.rollout import Sampling
+from tripost.rollout.stops import positive_feedback_done
 from tripost.tasks import Example, Task
 from tripost.trajectory import parse_trajectory
 
 _RECOGNISED = (FEEDBACK_PREFIX.strip(), UPDATE_HEADER.split(":")[0] + ":", ANSWER_HEADER.split(":")[0] + ":")
-
-
-def positive_feedback_done(text: str) -> int | None:
-    """Stop rule: cut after the first complete positive feedback line."""
-    for m in re.finditer(r"Feedback: [^\n]*\n", text):
-        if parse_feedback(m.group(0)).is_correct:
-            return m.end()
-    return None
 
 
 def clean(text: str, previous_line: str = "", previous_step: str | None = None) -> tuple[str, bool]:
@@ -74,21 +66,20 @@ def self_improve(
         if not active:
             break
         # the bar follows the first round, which every question goes through
-        outs, ended = policy.complete(
+        outs = policy.complete(
             [prompts[i] + texts[i] for i in active],
             sampling,
             stop=positive_feedback_done,
             progress=progress if round_ == 0 else None,
-            return_finished=True,
         )
         still = []
-        for i, out, out_ended in zip(active, outs, ended, strict=True):
+        for i, out in zip(active, outs, strict=True):
             rounds[i] += 1
             prev_lines = texts[i].rstrip("\n").split("\n")
             prev_step = parse_step(prev_lines[-1]) if texts[i] else None
-            kept, was_cut = clean(out, prev_lines[-1] if texts[i] else "", prev_step.id if prev_step else None)
+            kept, was_cut = clean(out.text, prev_lines[-1] if texts[i] else "", prev_step.id if prev_step else None)
             texts[i] += kept
-            if not (out_ended or _finished(texts[i], kept, was_cut)):
+            if not (out.finished or _finished(texts[i], kept, was_cut)):
                 still.append(i)
         active = still
     return [_summarise(task, t, r) for t, r in zip(texts, rounds, strict=True)]

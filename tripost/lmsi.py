@@ -31,7 +31,7 @@ def self_consistent_examples(task: Task, window: list[Example], samples: list[li
         target = task.normalize_answer(ex.answer) if keep == "correct" else Counter(parsed).most_common(1)[0][0]
         prompt = task.prompt(ex.question)
         kept = sorted({r for r, a in zip(rationales, answers)
-                       if a == target and split_steps(r) is not None and task.is_consistent(r, a)})
+                       if a == target and split_steps(r) is not None and task.is_consistent(r, a, ex.question)})
         if not kept:
             continue
         stats["questions_kept"] += 1

@@ -22,10 +22,11 @@ from tqdm.auto import tqdm
 
 from tripost.editing import DROPPED, EXPERT_ERROR, EditResult, edit_trajectory
 from tripost.experts import Expert, ExpertError
-from tripost.generation import Sampling
-from tripost.inference import positive_feedback_done
-from tripost.io import read_jsonl, write_jsonl
+from tripost.io import read_jsonl
+from tripost.stage import once_rows
 from tripost.postprocess import Counts, gold_examples, rebalance, split_into_turns
+from tripost.rollout import Policy, Sampling
+from tripost.rollout.stops import positive_feedback_done
 from tripost.tasks import Example, Task
 from tripost.training.data import TrainExample
 from tripost.trajectory import Turn
@@ -48,43 +49,43 @@ def collected_keys(iter_dir: Path) -> set[str]:
     return keys
 
 
-def rollout(policy, task: Task, window: list[Example], sampling: Sampling, seed: int, path: Path) -> list[str]:
-    """The model's trajectories for the window, read from ``path`` if a finished run left it."""
-    if path.is_file():
-        return [r["output"] for r in read_jsonl(path)]
-    prompts = [task.prompt(e.question) for e in window]
-    with tqdm(total=len(prompts), desc=f"rollout {path.parent.name}", unit="q") as bar:
-        outputs = policy.complete(prompts, sampling, stop=positive_feedback_done, progress=bar.update, seed=seed)
-    write_jsonl(path, [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)])
-    return outputs
+def rollout(policy: Policy, task: Task, window: list[Example], sampling: Sampling, seed: int, path: Path) -> list[str]:
+    """The model's trajectories for the window (``path``: rollouts.jsonl, once)."""
+    def work() -> list[dict]:
+        prompts = [task.prompt(e.question) for e in window]
+        with tqdm(total=len(prompts), desc=f"rollout {path.parent.name}", unit="q") as bar:
+            done = policy.complete(prompts, sampling, stop=positive_feedback_done, progress=bar.update, seed=seed)
+        return [{"question": e.question, "output": c.text} for e, c in zip(window, done, strict=True)]
+
+    return [r["output"] for r in once_rows(path, work)]
 
 
 def expert_attempts(expert: Expert, window: list[Example], path: Path, seed: int) -> list[str | None]:
-    """The expert's own attempts for the window ("ft SI. demo"), read back from ``path`` on resume."""
-    if path.is_file():
-        return [r["output"] for r in read_jsonl(path)]
-    expert.reseed(seed)
-
+    """The expert's own attempts for the window ("ft SI. demo"; ``path``: rollouts.jsonl, once)."""
     def attempt(question: str) -> str | None:
         try:
             return expert.attempt(question)
         except ExpertError:
             return None  # no attempt: the trajectory is dropped as an expert error, the rest go on
 
-    with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
-        outputs = list(tqdm(pool.map(attempt, [e.question for e in window]), total=len(window),
-                            desc=f"expert attempts {path.parent.name}", unit="q"))
-    write_jsonl(path, [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)])
-    return outputs
+    def work() -> list[dict]:
+        expert.reseed(seed)
+        with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
+            outputs = list(tqdm(pool.map(attempt, [e.question for e in window]), total=len(window),
+                                desc=f"expert attempts {path.parent.name}", unit="q"))
+        return [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)]
+
+    return [r["output"] for r in once_rows(path, work)]
 
 
 def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]:
-    if path.is_file():
-        return [
-            EditResult(r["status"], [Turn(**t) for t in r["turns"]], r["reason"], r["edit_point"], r["updates"])
-            for r in read_jsonl(path)
-        ]
+    """Every trajectory of a pass edited (``path``: edited.jsonl, once)."""
+    rows = once_rows(path, lambda: _edit_rows(task, expert, window, outputs, cfg, path))
+    return [EditResult(r["status"], [Turn(**t) for t in r["turns"]], r["reason"], r["edit_point"], r["updates"])
+            for r in rows]
 
+
+def _edit_rows(task, expert, window, outputs, cfg, path: Path) -> list[dict]:
     def edit(pair):
         e, o = pair
         if o is None:
@@ -96,21 +97,17 @@ def edit_all(task, expert, window, outputs, cfg, path: Path) -> list[EditResult]
     with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
         results = list(tqdm(pool.map(edit, zip(window, outputs, strict=True)), total=len(window),
                             desc=f"edit {path.parent.name}", unit="traj", disable=expert.concurrency <= 1))
-    write_jsonl(
-        path,
-        [
-            {
-                "question": e.question,
-                "status": r.status,
-                "reason": r.reason,
-                "edit_point": r.edit_point,
-                "updates": r.updates,
-                "turns": [{"attempt": t.attempt, "feedback": t.feedback} for t in r.turns],
-            }
-            for e, r in zip(window, results, strict=True)
-        ],
-    )
-    return results
+    return [
+        {
+            "question": e.question,
+            "status": r.status,
+            "reason": r.reason,
+            "edit_point": r.edit_point,
+            "updates": r.updates,
+            "turns": [{"attempt": t.attempt, "feedback": t.feedback} for t in r.turns],
+        }
+        for e, r in zip(window, results, strict=True)
+    ]
 
 
 def collect(
@@ -196,9 +193,4 @@ def policy_attempts(policy, task: Task, window: list[Example], cfg) -> Callable[
         max_new_tokens=cfg.max_new_tokens,
     )
 
-    def attempts(path: Path, seed: int) -> list[str]:
-        if path.is_file():
-            return [r["output"] for r in read_jsonl(path)]
-        return rollout(policy, task, window, sampling, seed, path)
-
-    return attempts
+    return lambda path, seed: rollout(policy, task, window, sampling, seed, path)

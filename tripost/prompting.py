@@ -5,8 +5,12 @@ find and fix their own error. Both are scored by the same self-improvement infer
 
 from __future__ import annotations
 
+from typing import Callable
+
 from tripost.experts.prompts import build_demos
 from tripost.formats import Feedback
+from tripost.rollout.policy import Completion, Policy, Sampling
+from tripost.rollout.stops import StopRule, after_final_response
 from tripost.tasks import Task
 from tripost.trajectory import Turn, feedback_text, render_turns
 
@@ -26,11 +30,20 @@ def few_shot_prefix(task: Task, shots: int, self_improve: bool, seed: int = 0) -
     return "".join(parts)
 
 
-class PrefixedPolicy:
-    """A policy whose every prompt starts with a fixed prefix (the continuation is unchanged)."""
+class PrefixedPolicy(Policy):
+    """A policy whose every prompt starts with a fixed prefix (the continuation is unchanged).
 
-    def __init__(self, policy, prefix: str):
+    It does not close ``policy``: the phase that opened it does."""
+
+    def __init__(self, policy: Policy, prefix: str):
         self.policy, self.prefix = policy, prefix
 
-    def complete(self, prompts, *args, **kwargs):
-        return self.policy.complete([self.prefix + p for p in prompts], *args, **kwargs)
+    def complete(
+        self,
+        prompts: list[str],
+        sampling: Sampling,
+        stop: StopRule | None = after_final_response,
+        progress: Callable[[int], None] | None = None,
+        seed: int | None = None,
+    ) -> list[Completion]:
+        return self.policy.complete([self.prefix + p for p in prompts], sampling, stop=stop, progress=progress, seed=seed)

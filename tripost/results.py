@@ -41,7 +41,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 class Results:
     """Rows of one run, persisted after every change so nothing finished is lost."""
 
-    def __init__(self, run_dir: str | Path, task: str, seed: int):
+    def __init__(self, run_dir: str | Path, task: str, seed: int, data: dict[str, Any] | None = None):
         self.dir = Path(run_dir)
         self.task, self.seed = task, seed
         self.rows: list[dict[str, Any]] = []
@@ -49,6 +49,7 @@ class Results:
         if (self.dir / "results.json").is_file():
             saved = read_json(self.dir / "results.json")
             self.rows, self.data = saved.get("rows", []), saved.get("data", {})
+        self.data = data or self.data
 
     def add(self, method: str, metrics: dict[str, Any]) -> dict[str, Any]:
         row = {"method": method, **metrics}

@@ -1,4 +1,4 @@
-"""Experts: ``build_expert(cfg.verifier, task, seed)`` returns the one the config names."""
+"""Experts: the ``verifier`` config node (``_target_`` and settings) builds the run's one expert."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from tripost.tasks import Task
 
 
 def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
-    if verifier_cfg.name == "scripted":
-        from tripost.experts.scripted import ScriptedExpert
+    """The expert the ``verifier`` node names, for this task and run seed."""
+    from tripost.config import build
 
-        return ScriptedExpert(task, imp_error_rate=verifier_cfg.imp_error_rate, seed=seed,
-                              attempt_error_rate=verifier_cfg.attempt_error_rate)
-    if verifier_cfg.name == "openai":
-        from tripost.experts.openai_expert import OpenAIExpert  # imports the openai client: only when used
-
-        return OpenAIExpert(verifier_cfg, task, seed=seed)
-    raise ValueError(f"config key 'verifier.name': unknown expert {verifier_cfg.name!r}")
+    return build(verifier_cfg, "verifier", task=task, seed=seed)
 
 
 __all__ = ["BudgetExceeded", "Expert", "ExpertError", "build_expert"]

@@ -28,6 +28,12 @@ class Expert(ABC):
     def close(self) -> None:
         """Release connections and threads (API experts)."""
 
+    def __enter__(self) -> "Expert":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def usage(self) -> dict:
         """Calls, cache hits, tokens and cost so far (empty for experts that call no API)."""
         return {}

@@ -1,13 +1,13 @@
-"""Few-shot prompts of an LLM expert (FBK and IMP), their replies, and reading requests back.
+"""Few-shot prompts of an LLM expert (FBK, IMP and ATT), and reading the replies.
 
 Our own prompts, for any Task: the demonstrations are built from the task's own generated
 questions and gold rationales, with one error injected into the attempt (``Task.inject_error``)
 and the scripted expert's feedback and update on it, so a new task needs no prompt writing.
 
 Every request, chat or completion, is laid out in blocks with marker lines of their own
-(``[QUESTION]``, ``[ATTEMPT]``, ``[FEEDBACK]``, then ``[YOUR FEEDBACK]`` or ``[UPDATED ATTEMPT]``)
-so the question, attempt and feedback can be read back out of a final request
-(``parse_request``): our OpenAI-compatible test server answers from them.
+(``[QUESTION]``, ``[ATTEMPT]``, ``[FEEDBACK]``, then ``[YOUR FEEDBACK]``, ``[UPDATED ATTEMPT]`` or
+``[YOUR ATTEMPT]``), so the question, attempt and feedback can be read back out of a final request:
+our OpenAI-compatible test server answers from them (``tripost.experts.server_parsing``).
 
 Replies:
 - FBK: three lines ``Earliest error step: (3)`` / ``Error segment: "..."`` / ``Error reason: ...``,
@@ -38,7 +38,7 @@ FEEDBACK_MARK = "[FEEDBACK]"
 FBK_SLOT = "[YOUR FEEDBACK]"
 IMP_SLOT = "[UPDATED ATTEMPT]"
 ATT_SLOT = "[YOUR ATTEMPT]"
-MARKERS = (QUESTION_MARK, ATTEMPT_MARK, FEEDBACK_MARK, FBK_SLOT, IMP_SLOT, ATT_SLOT)
+MARKERS = (QUESTION_MARK, ATTEMPT_MARK, FEEDBACK_MARK, FBK_SLOT, IMP_SLOT, ATT_SLOT)  # each on a line of its own
 
 # A completion model would go on to invent the next example: stop where it would begin.
 COMPLETION_STOP = [QUESTION_MARK]
@@ -80,16 +80,6 @@ class Demo:
     attempt: str
     feedback: Feedback
     update: str
-
-
-@dataclass(frozen=True)
-class ParsedRequest:
-    """What a final request asks: FBK on (question, attempt), or IMP of it given ``feedback``."""
-
-    role: str  # "fbk" | "imp" | "att"
-    question: str
-    attempt: str
-    feedback: Feedback | None = None
 
 
 # =================================================================== demonstrations
@@ -346,62 +336,7 @@ class PromptBuilder:
         return f"{ATT_INSTRUCTIONS}\n\n{shown}{self.att_block(question)}"
 
 
-# =================================================================== reading requests back
-
-
-def _sections(block: str) -> dict[str, list[str]]:
-    """Lines under each marker of one request block; text after a slot line is kept under it."""
-    sections: dict[str, list[str]] = {}
-    current: str | None = None
-    for line in block.split("\n"):
-        if line.strip() in MARKERS:
-            current = line.strip()
-            sections[current] = []
-        elif current is not None:
-            sections[current].append(line)
-    return sections
-
-
-def parse_request(text: str) -> ParsedRequest:
-    """The last request block of a completion prompt or of a chat message's text.
-
-    Raises ValueError when the text holds no complete FBK or IMP request."""
-    start = text.rfind(f"{QUESTION_MARK}\n")
-    if start < 0 or (start > 0 and text[start - 1] != "\n"):
-        raise ValueError(f"no {QUESTION_MARK} line in the request")
-    sections = _sections(text[start:])
-    question_lines = sections.get(QUESTION_MARK, [])
-    if ATT_SLOT in sections and question_lines and question_lines[0].startswith("Q: "):
-        return ParsedRequest(ATT, "\n".join(question_lines)[len("Q: "):].strip("\n"), "")
-    attempt_lines = sections.get(ATTEMPT_MARK)
-    if not question_lines or not question_lines[0].startswith("Q: ") or attempt_lines is None:
-        raise ValueError("the request has no 'Q: ...' question and attempt")
-    question = "\n".join(question_lines)[len("Q: "):].strip("\n")
-    if attempt_lines and attempt_lines[0].startswith(ANSWER_HEADER):
-        attempt_lines = attempt_lines[1:]
-    attempt = "\n".join(attempt_lines).strip("\n") + "\n"
-    if FBK_SLOT in sections:
-        return ParsedRequest(FBK, question, attempt)
-    if IMP_SLOT in sections and FEEDBACK_MARK in sections:
-        try:
-            feedback = parse_fbk_reply("\n".join(sections[FEEDBACK_MARK]), attempt)
-        except ExpertError as e:
-            raise ValueError(f"the IMP request's feedback cannot be read: {e}") from None
-        return ParsedRequest(IMP, question, attempt, feedback)
-    raise ValueError(f"the request has neither {FBK_SLOT} nor {FEEDBACK_MARK} and {IMP_SLOT}")
-
-
-def parse_chat_request(messages: list[dict]) -> ParsedRequest:
-    """The request of the last user message of a chat."""
-    users = [m for m in messages if m.get("role") == "user"]
-    if not users:
-        raise ValueError("the chat has no user message")
-    content = users[-1].get("content")
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
-        content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    if not isinstance(content, str):
-        raise ValueError("the last user message has no text")
-    return parse_request(content)
+# =================================================================== measures
 
 
 def request_text(messages: list[dict] | None = None, prompt: str | None = None) -> str:

@@ -156,8 +156,9 @@ class Task(ABC):
         return answer
 
     @abstractmethod
-    def is_consistent(self, attempt: str, answer: str) -> bool:
-        """SPEC 6: the attempt's content supports its final answer ("right answer, right reason")."""
+    def is_consistent(self, attempt: str, answer: str, question: str | None = None) -> bool:
+        """SPEC 6: the attempt's content supports its final answer ("right answer, right reason");
+        ``question`` where a task needs it (date: the chosen option's date is in the options)."""
 
     def check(self, question: str, attempt: str) -> Feedback:
         """Scripted FBK (SPEC 5): the earliest wrong step of an attempt, or "correct".

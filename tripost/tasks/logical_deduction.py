@@ -932,7 +932,7 @@ class LogicalDeduction(Task):
         m = _ANSWER.search(line) if line else None
         return f"({m.group(1)})" if m else None
 
-    def is_consistent(self, attempt: str, answer: str) -> bool:
+    def is_consistent(self, attempt: str, answer: str, question: str | None = None) -> bool:
         """SPEC 6: the last two lines carry the chosen option's content (the question is not at hand
         here: ``check`` does the rest).
 

@@ -506,7 +506,7 @@ class MultistepArithmetic(Task):
         answer = str(answer).strip().rstrip(".").strip()
         return str(int(answer)) if _INT.fullmatch(answer) else answer
 
-    def is_consistent(self, attempt: str, answer: str) -> bool:
+    def is_consistent(self, attempt: str, answer: str, question: str | None = None) -> bool:
         answer = self.normalize_answer(answer)
         if not _INT.fullmatch(answer):
             return False

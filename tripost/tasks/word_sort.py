@@ -312,7 +312,7 @@ class WordSort(Task):
             return None
         return self.normalize_answer(line.split("the answer is:", 1)[1])
 
-    def is_consistent(self, attempt: str, answer: str) -> bool:
+    def is_consistent(self, attempt: str, answer: str, question: str | None = None) -> bool:
         """SPEC 6: some "Hence" line and none with a tie "?" (a "?" inside a quoted word is no tie)."""
         hence = [s.text for s in split_steps(attempt) or [] if s.text.startswith("Hence")]
         return bool(hence) and not any("?" in re.sub(r'"[^"]*"', "", h) for h in hence)

@@ -25,14 +25,24 @@ def build_callbacks(cfg: DictConfig | None, with_logger: bool = True) -> list:
     return [c for c in callbacks if with_logger or not isinstance(c, LearningRateMonitor)]
 
 
-def trainer_settings(trainer_cfg: DictConfig) -> tuple[dict[str, Any], Any]:
+def load_for_training(path: str | Path):
+    """The model (in fp32: master weights; the trainer sets the precision) and tokenizer at ``path``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tokenizer
+
+
+def trainer_settings(trainer_cfg: DictConfig) -> tuple[dict[str, Any], Any, Any]:
     """The ``trainer`` node split into Lightning Trainer arguments, with ``precision: auto``
-    resolved for this hardware, and the optimizer (a partial: the module gives it the
-    parameter groups and the stage's lr)."""
+    resolved for this hardware, the optimizer and the schedule (partials: the module gives them
+    the parameter groups, the stage's lr and its step counts)."""
     kwargs = OmegaConf.to_container(trainer_cfg, resolve=True)
-    optimizer = kwargs.pop("optimizer", None)
+    optimizer, scheduler = kwargs.pop("optimizer", None), kwargs.pop("scheduler", None)
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), kwargs.get("accelerator", "cpu"))
-    return kwargs, instantiate(optimizer) if optimizer else None
+    return kwargs, instantiate(optimizer) if optimizer else None, instantiate(scheduler) if scheduler else None
 
 
 def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
@@ -79,7 +89,7 @@ def fine_tune(
         collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
         num_workers=sft.num_workers,
     )
-    trainer_kwargs, optimizer = trainer_settings(trainer_cfg)
+    trainer_kwargs, optimizer, scheduler = trainer_settings(trainer_cfg)
     module = CausalLMModule(
         model,
         lr=sft.lr,
@@ -87,6 +97,7 @@ def fine_tune(
         warmup_ratio=sft.warmup_ratio,
         loss_normalize=sft.loss_normalize,
         optimizer=optimizer,
+        scheduler=scheduler,
     )
     trainer = instantiate(
         trainer_kwargs,

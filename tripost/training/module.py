@@ -18,6 +18,11 @@ def warmup_linear_decay(step: int, total: int, warmup: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
+def warmup_linear_decay_schedule(optimizer, total_steps: int, warmup_steps: int):
+    """The paper's schedule (trainer.scheduler): linear warm-up, then linear decay to 0, per step."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_linear_decay(s, total_steps, warmup_steps))
+
+
 class CausalLMModule(pl.LightningModule):
     def __init__(
         self,
@@ -27,6 +32,7 @@ class CausalLMModule(pl.LightningModule):
         warmup_ratio: float,
         loss_normalize: str = "tokens",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
     ):
         super().__init__()
         self.model = model
@@ -35,6 +41,8 @@ class CausalLMModule(pl.LightningModule):
         # The optimizer class with its fixed settings (trainer.optimizer, a _partial_ node); it
         # gets the parameter groups, lr and weight decay of the stage here.
         self.make_optimizer = optimizer or partial(torch.optim.AdamW, betas=(0.9, 0.999))
+        # The schedule (trainer.scheduler, a _partial_ node); it gets the optimizer and step counts here.
+        self.make_scheduler = scheduler or warmup_linear_decay_schedule
         self.tokens_seen = 0
 
     def forward(self, input_ids, attention_mask):
@@ -60,5 +68,5 @@ class CausalLMModule(pl.LightningModule):
         optimizer = self.make_optimizer(groups, lr=self.lr)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = int(self.warmup_ratio * total)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_linear_decay(s, total, warmup))
+        scheduler = self.make_scheduler(optimizer, total_steps=total, warmup_steps=warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,4 +1,4 @@
-"""Our decode loop for one left-padded batch: finished sequences leave the batch.
+"""``rollout.engine=loop`` (the default): our decode loop, where finished sequences leave the batch.
 
 transformers' ``generate`` keeps a stopped sequence in the batch (it writes padding) until
 the longest one is done, and its ``DynamicCache`` concatenates the whole KV cache at every
@@ -16,12 +16,12 @@ top-k, then top-p, as ``generate`` does, drawing from torch's global generator.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-StopRule = Callable[[str], "int | None"]
+from tripost.rollout.inprocess import InProcessPolicy
+from tripost.rollout.policy import Sampling
+from tripost.rollout.stops import StopRule, newline_token_ids, should_stop
 
 
 class GrowingLayer(DynamicLayer):
@@ -89,7 +89,7 @@ def decode_batch(
     tokenizer,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
-    sampling,
+    sampling: Sampling,
     rules: list[StopRule],
     newline_ids: torch.Tensor,
 ) -> tuple[list[str], list[bool]]:
@@ -117,7 +117,7 @@ def decode_batch(
         for j in torch.nonzero(torch.isin(token_cpu, newline_ids) & ~done).flatten().tolist():
             row = int(live[j])
             text = tokenizer.decode(new_tokens[row, : step + 1], skip_special_tokens=True)
-            done[j] = any(rule(text) is not None for rule in rules)
+            done[j] = should_stop(text, rules)
         for j in torch.nonzero(done).flatten().tolist():
             row = int(live[j])
             ended[row], lengths[row] = True, step + 1
@@ -137,3 +137,11 @@ def decode_batch(
         next_position = next_position + 1
     texts = [tokenizer.decode(new_tokens[row, : lengths[row]], skip_special_tokens=True) for row in range(batch)]
     return texts, ended
+
+
+class LoopPolicy(InProcessPolicy):
+    """Generates with ``decode_batch``."""
+
+    def generate_batch(self, input_ids, attention_mask, sampling, rules):
+        return decode_batch(self.model, self.tokenizer, input_ids, attention_mask, sampling, rules,
+                            newline_token_ids(self.tokenizer))

@@ -1,12 +1,12 @@
-"""Generation by a server process: ``rollout.engine=vllm``.
+"""``rollout=vllm``: generation by a server process.
 
-The iteration's saved HF checkpoint is served by a process of its own (vLLM's OpenAI-compatible
-server by default, ``rollout.server.command``) and the rollouts go to it over the completions
+The phase's saved HF checkpoint is served by a process of its own (vLLM's OpenAI-compatible
+server by default, ``rollout.server.command``) and the prompts go to it over the completions
 API. When the phase ends the process exits, so the GPU memory it held is free for training.
 
-``ServedPolicy`` returns what ``HFPolicy`` returns: continuations cut by the same stop rules,
-and whether each ended by itself. The server stops at a new "Q:" (the stop string is kept in
-the text so the same ``cut`` applies); the final-response rule is applied here, after.
+``ServedPolicy`` returns what the in-process engines return: continuations cut by the same
+stop rules, and whether each ended by itself. The server stops at a new "Q:" (the stop string
+is kept in the text so the same ``cut`` applies); the caller's rule is applied here, after.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
-from tripost.generation import NEW_QUESTION, Sampling, StopRule, after_final_response, cut, stop_rules
+from tripost.rollout.policy import Completion, Policy, Sampling
+from tripost.rollout.stops import NEW_QUESTION, StopRule, after_final_response, cut, should_stop, stop_rules
 
 log = logging.getLogger(__name__)
 
-VLLM_HINT = "rollout.engine=vllm needs vLLM (a CUDA machine): pip install -e '.[vllm]'"
+VLLM_HINT = "rollout=vllm needs vLLM (a CUDA machine): pip install -e '.[vllm]'"
 
 
 def free_port() -> int:
@@ -91,16 +92,30 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-class ServedPolicy:
-    """Completes prompts through an OpenAI-compatible completions server (vLLM, or ours)."""
+class ServedPolicy(Policy):
+    """Completes prompts through an OpenAI-compatible completions server (vLLM, or ours).
+
+    ``server``: the process it owns, if any; ``close`` stops it."""
 
     def __init__(self, base_url: str, model: str = "policy", batch_size: int = 64, concurrency: int = 4,
-                 timeout_s: float = 3600):
+                 timeout_s: float = 3600, server: ServerProcess | None = None):
         from openai import OpenAI
 
         # A local server needs no key; the client insists on one, so a placeholder (never a secret).
         self.client = OpenAI(base_url=base_url, api_key="local", max_retries=2, timeout=timeout_s)
-        self.model, self.batch_size, self.concurrency = model, batch_size, concurrency
+        self.model, self.batch_size, self.concurrency, self.server = model, batch_size, concurrency, server
+
+    @classmethod
+    def serve(cls, model_dir: str | Path, *, command: list[str], log_path: str | Path, startup_timeout_s: float,
+              concurrency: int, batch_size: int = 64, dtype: str | None = None, device: str | None = None) -> ServedPolicy:
+        """Start a server of ``model_dir`` (see ``ServerProcess``) and a client that owns it. The
+        server sets its own dtype and device (its ``command``): ``dtype`` and ``device`` are unused."""
+        server = ServerProcess(command, model_dir, log_path, startup_timeout_s).__enter__()
+        try:
+            return cls(server.url, batch_size=batch_size, concurrency=concurrency, server=server)
+        except BaseException:
+            server.__exit__()
+            raise
 
     def complete(
         self,
@@ -109,12 +124,11 @@ class ServedPolicy:
         stop: StopRule | None = after_final_response,
         progress: Callable[[int], None] | None = None,
         seed: int | None = None,
-        return_finished: bool = False,
-    ):
+    ) -> list[Completion]:
         rules = stop_rules(stop)
         batches = [(start, prompts[start : start + self.batch_size]) for start in range(0, len(prompts), self.batch_size)]
 
-        def run(item):
+        def run(item) -> list[Completion]:
             start, batch = item
             extra = {"include_stop_str_in_output": True, "top_k": sampling.top_k if sampling.top_k > 0 else -1}
             reply = self.client.completions.create(
@@ -126,10 +140,13 @@ class ServedPolicy:
             choices = sorted(reply.choices, key=lambda c: c.index)
             if progress:
                 progress(len(batch))
-            return [(cut(c.text, rules), c.finish_reason == "stop" or any(r(c.text) is not None for r in rules))
+            return [Completion(cut(c.text, rules), c.finish_reason == "stop" or should_stop(c.text, rules))
                     for c in choices]
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            done = [pair for result in pool.map(run, batches) for pair in result]
-        outputs, finished = [t for t, _ in done], [f for _, f in done]
-        return (outputs, finished) if return_finished else outputs
+            return [completion for batch in pool.map(run, batches) for completion in batch]
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.__exit__()
+            self.server = None
