@@ -539,3 +539,177 @@ def test_cache_file_holds_requests_not_secrets(tmp_path, monkeypatch, tasks, mak
     for secret in (planted, planted[-12:], url_secret, host):
         assert secret.encode() not in raw, secret
     assert b"authorization" not in raw.lower()
+
+
+# =================================================================== (h) reliability: dead servers, bad replies, the run's spend
+
+
+def test_a_dead_server_is_unreachable_after_the_pass_and_cache_hits_do_not_count(tmp_path, tasks, make_server, make_expert):
+    from tripost.experts import ExpertUnreachable
+
+    task = tasks["word_sort"]
+    pairs = [(q, a) for q, a in cases(task, 6, seed=21) if a != UNREADABLE][:8]
+    server = make_server(die_after=3)
+    expert = make_expert(server.url, cache_path=tmp_path / "c.sqlite", max_retries=1)
+    outcomes = []
+    for pair in pairs:
+        try:
+            outcomes.append(expert.feedback(*pair))
+        except ExpertError as e:
+            outcomes.append(str(e))
+    assert server.stats() == {"requests": 3, "faults_injected": {}, "dead": True}
+    assert all("failed (connection) after 2 tries" in o for o in outcomes[3:])
+    with pytest.raises(ExpertUnreachable, match=r"5 of the pass's 8 requests got no answer .*connection: 5"):
+        expert.raise_if_unreachable()
+    expert.raise_if_unreachable()  # counting started anew: nothing sent since
+
+    # The next pass: the 3 answered requests come from the cache and say nothing of the server;
+    # one unanswered request of one is 100%.
+    for pair in pairs[:3]:
+        expert.feedback(*pair)
+    expert.raise_if_unreachable()
+    with pytest.raises(ExpertError):
+        expert.feedback(*pairs[3])
+    with pytest.raises(ExpertUnreachable):
+        expert.raise_if_unreachable()
+
+
+def test_unreachable_share_is_a_threshold(tasks, make_server, make_expert):
+    from tripost.experts import ExpertUnreachable
+
+    task = tasks["word_sort"]
+    pairs = [(q, a) for q, a in cases(task, 6, seed=22) if a != UNREADABLE][:5]
+    for share, raises in [(0.2, True), (0.4, False), (1.0, False)]:
+        server = make_server(die_after=3)  # 3 answered, 2 unanswered: 40%
+        expert = make_expert(server.url, max_retries=0, max_unreachable_share=share)
+        for pair in pairs:
+            try:
+                expert.feedback(*pair)
+            except ExpertError:
+                pass
+        if raises:
+            with pytest.raises(ExpertUnreachable, match="max_unreachable_share=0.2"):
+                expert.raise_if_unreachable()
+        else:
+            expert.raise_if_unreachable()
+    with pytest.raises(ConfigError, match="verifier.max_unreachable_share"):
+        make_expert(server.url, max_unreachable_share=1.5)
+    ScriptedExpert(task).raise_if_unreachable()  # an expert without an API is always reachable
+
+
+def test_a_dead_cli_server_refuses_connections_and_exits(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "tripost.experts.server", "--task", "word_sort", "--port", "0",
+                             "--die-after", "1"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        body = json.dumps({"model": "m", "prompt": "x"}).encode()
+        post = urllib.request.Request(f"{url}/completions", data=body, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError):  # the one request it answers (400: not a tripost prompt)
+            urllib.request.urlopen(post, timeout=10)
+        with pytest.raises((urllib.error.URLError, ConnectionError)):  # then it answers nothing
+            urllib.request.urlopen(post, timeout=10)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("fault", ["garbage", "empty"])
+def test_unusable_replies_are_not_cached_and_are_asked_again(fault, tmp_path, tasks, make_server, make_expert):
+    task, path = tasks["word_sort"], tmp_path / "c.sqlite"
+    question, attempt = first_wrong(task)
+    bad = make_server(faults=[fault])
+    with pytest.raises(ExpertError):
+        make_expert(bad.url, cache_path=path).feedback(question, attempt)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 0
+
+    healthy = make_server()
+    again = make_expert(healthy.url, cache_path=path)
+    assert again.feedback(question, attempt) == task.check(question, attempt)
+    assert healthy.requests == 1 and again.usage()["fbk"]["errors"] == {}
+    third = make_expert(healthy.url, cache_path=path)
+    assert third.feedback(question, attempt) == task.check(question, attempt) and healthy.requests == 1
+
+
+def test_an_old_unusable_cached_reply_is_asked_again_but_replays_fail(tmp_path, tasks, make_server, make_expert):
+    from tripost.experts.cache import ReplyCache
+
+    task, path = tasks["word_sort"], tmp_path / "c.sqlite"
+    question, attempt = first_wrong(task)
+    server = make_server()
+    probe = make_expert(server.url, cache_path=path)
+    request = probe._request("fbk", probe.prompts.fbk_messages, probe.prompts.fbk_prompt, question, attempt)
+    old = ReplyCache(path)
+    old.store(request, "Lorem ipsum", 10, 2)  # as the version that cached every reply did
+    old.close()
+
+    replay = make_expert(server.url, cache_path=path, cache={"mode": "readonly"})
+    with pytest.raises(ExpertError):  # an exact replay fails as the run it replays did
+        replay.feedback(question, attempt)
+    assert server.requests == 0
+
+    assert probe.feedback(question, attempt) == task.check(question, attempt)
+    assert server.requests == 1 and probe.usage()["fbk"]["cache_hits"] == 0
+    assert make_expert(server.url, cache_path=path, cache={"mode": "readonly"}).feedback(question, attempt).is_error
+
+
+def test_the_spend_is_the_runs_across_processes(tmp_path, tasks, make_server, make_expert):
+    task, server = tasks["word_sort"], make_server()
+    spend = tmp_path / "expert_spend.json"
+    pricey = {"max_cost_usd": 0.01, "spend_path": str(spend), "prices": {"gpt-4o-mini": {"input": 1000.0, "output": 1000.0}}}
+    pairs = cases(task, 3, seed=13)
+    first = make_expert(server.url, **pricey)
+    first.feedback(*pairs[0])
+    spent = json.loads(spend.read_text())["spent_usd"]
+    assert spent >= 0.01 and server.requests == 1
+    first.close()
+    for _ in range(3):  # a resume with the same cap: the budget is still spent
+        with pytest.raises(BudgetExceeded, match="this run's spend, kept in"):
+            make_expert(server.url, **pricey).feedback(*pairs[1])
+    assert server.requests == 1 and json.loads(spend.read_text())["spent_usd"] == spent
+    more = make_expert(server.url, **{**pricey, "max_cost_usd": 1.0})  # raising the cap is explicit
+    more.feedback(*pairs[1])
+    assert server.requests == 2 and json.loads(spend.read_text())["spent_usd"] > spent
+    assert more.usage()["spent_usd_all_periods"] == pytest.approx(json.loads(spend.read_text())["spent_usd"], abs=1e-6)
+
+    spend.write_text("not json")
+    with pytest.raises(ConfigError, match="verifier.spend_path"):
+        make_expert(server.url, **pricey)
+
+
+def test_a_verifier_node_outside_a_run_keeps_its_spend_in_memory(shared_servers, tasks):
+    """conf/verifier/openai.yaml loaded on its own (scripts, tests) has no ${paths.output_dir}."""
+    expert = OpenAIExpert(verifier_settings({"base_url": shared_servers["word_sort"].url, "api_key_env": KEY_ENV}), tasks["word_sort"])
+    try:
+        assert expert._accounting.spend_path is None
+    finally:
+        expert.close()
+
+
+@pytest.mark.parametrize("where", ["read-only dir", "read-only file", "kernel fs"])
+def test_a_cache_path_that_cannot_be_opened_is_a_config_error(where, tmp_path, shared_servers, make_expert):
+    import os
+
+    if where == "kernel fs":
+        path = "/sys/tripost_cache.sqlite"  # no file can be made in sysfs, not even by root
+        if not os.path.isdir("/sys"):
+            pytest.skip("no /sys")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores file modes")
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        path = locked / "c.sqlite"
+        if where == "read-only file":
+            path.write_bytes(b"")
+            path.chmod(0o444)
+        locked.chmod(0o555)
+    try:
+        with pytest.raises(ConfigError) as info:
+            make_expert(shared_servers["word_sort"].url, cache_path=path)
+    finally:
+        if where != "kernel fs":
+            (tmp_path / "locked").chmod(0o755)
+    message = str(info.value)
+    assert message.startswith(f"config key 'verifier.cache.path': cannot open {path}") and "\n" not in message

@@ -8,6 +8,7 @@ their own arguments.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -22,6 +23,8 @@ def _first_set(value, default):
 
 if not OmegaConf.has_resolver("first_set"):
     OmegaConf.register_new_resolver("first_set", _first_set)
+if not OmegaConf.has_resolver("pid"):  # ${pid:}: two runs started in the same second get their own dirs
+    OmegaConf.register_new_resolver("pid", lambda: os.getpid(), use_cache=True)
 
 
 class ConfigError(ValueError):
@@ -209,6 +212,8 @@ class VerifierConfig:
     cache: ExpertCacheConfig = field(default_factory=ExpertCacheConfig)
     prices: dict[str, ModelPrice] = MISSING
     max_cost_usd: Optional[float] = MISSING
+    spend_path: Optional[str] = MISSING  # null: the spend is not kept across processes of a run
+    max_unreachable_share: float = MISSING
     dry_run: bool = MISSING
     estimate: RunEstimateConfig = field(default_factory=RunEstimateConfig)
 
@@ -234,6 +239,45 @@ CHOICES = {
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
     "rollout.device": ("auto", "cpu", "cuda"),
 }
+
+
+# Numbers that make no sense outside a range: refused at start-up, not found out after training.
+# key -> (lowest, highest); None = unbounded. A null value (where the schema allows it) is not checked.
+RANGES = {
+    "task.max_question_chars": (1, None),
+    "task.train.size": (1, None),
+    "task.test.per_cell": (1, None),
+    "tripost.num_iterations": (0, None),
+    "tripost.window_size": (1, None),
+    "tripost.max_data_length": (1, None),
+    "tripost.min_data_length": (0, None),
+    "tripost.max_data_itr": (1, None),
+    "tripost.max_updates": (0, None),
+    "tripost.max_attempt_chars": (1, None),
+    "tripost.temperature": (1e-6, None),
+    "tripost.top_k": (0, None),
+    "tripost.top_p": (1e-6, 1.0),
+    "tripost.max_new_tokens": (1, None),
+    "baselines.lmsi.samples": (1, None),
+    "baselines.lmsi.temperature": (1e-6, None),
+    "baselines.prompting.shots": (0, None),
+    "eval.batch_size": (1, None),
+    "eval.max_new_tokens": (1, None),
+    "eval.max_continuations": (0, None),
+    **{f"{node}.{key}": bounds for node in ("sft", "tripost.train") for key, bounds in {
+        "epochs": (1, None), "lr": (1e-12, None), "weight_decay": (0.0, None), "warmup_ratio": (0.0, 1.0),
+        "batch_size": (1, None), "max_length": (1, None), "num_workers": (0, None)}.items()},
+}
+
+
+def _check_ranges(typed: DictConfig) -> None:
+    for key, (low, high) in RANGES.items():
+        value = OmegaConf.select(typed, key, default=None)
+        if value is None:
+            continue
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f">= {low}" if high is None else f"between {low} and {high}"
+            raise ConfigError(f"config key '{key}': {value} is out of range (must be {bounds})")
 
 
 def _config_error(e: OmegaConfBaseException, prefix: str = "") -> ConfigError:
@@ -291,6 +335,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         value = OmegaConf.select(typed, key, default=_ABSENT)
         if value is not _ABSENT and value not in allowed:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
+    _check_ranges(typed)
     for key in ("task.train.path", "task.test.path"):
         source = OmegaConf.select(typed, key.replace("path", "source"))
         if source == "file" and not OmegaConf.select(typed, key):
@@ -337,6 +382,8 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None,
         key, _, value = override.lstrip("+~").partition("=")
         if key in ("resume", "hydra") or key.startswith("hydra.") or key.startswith("hydra/"):
             continue
+        if key.startswith("task.") or key.startswith("model."):
+            raise ConfigError(f"config key '{key}': the run's task and model are fixed on resume (start a new run)")
         if key in (choices or {}) or key in saved_choices or isinstance(OmegaConf.select(saved, key), DictConfig):
             if saved_choices.get(key) != (None if value == "null" else value):
                 raise ConfigError(f"config key '{key}': the run was made with {key}={saved_choices.get(key)}; "

@@ -246,6 +246,9 @@ def load_file(task: Task, path: str | Path, layout: str = "auto", split: str | N
         raise DataFileError(f"data file not found: {path}")
     if layout not in LAYOUTS:
         raise DataFileError(f"{path}: unknown layout {layout!r}; choose one of {LAYOUTS}")
+    with open(path, "rb") as f:
+        if not f.read(1 << 16).strip() and not path.stat().st_size > (1 << 16):
+            raise DataFileError(f"{path}: the file is empty")
     layout = detect_layout(path) if layout == "auto" else layout
     report = LoadReport(str(path), layout, split if layout != "bigbench" else None)
     items = _bigbench_items(path) if layout == "bigbench" else _jsonl_rows(path)

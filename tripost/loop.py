@@ -73,6 +73,7 @@ def expert_attempts(expert: Expert, window: list[Example], path: Path, seed: int
         with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
             outputs = list(tqdm(pool.map(attempt, [e.question for e in window]), total=len(window),
                                 desc=f"expert attempts {path.parent.name}", unit="q"))
+        expert.raise_if_unreachable()  # a dead expert's missing attempts must not be recorded as dropped
         return [{"question": e.question, "output": o} for e, o in zip(window, outputs, strict=True)]
 
     return [r["output"] for r in once_rows(path, work)]
@@ -97,6 +98,9 @@ def _edit_rows(task, expert, window, outputs, cfg, path: Path) -> list[dict]:
     with ThreadPoolExecutor(max_workers=max(1, expert.concurrency)) as pool:
         results = list(tqdm(pool.map(edit, zip(window, outputs, strict=True)), total=len(window),
                             desc=f"edit {path.parent.name}", unit="traj", disable=expert.concurrency <= 1))
+    # Before the pass is recorded: a pass that lost its trajectories to a dead expert stops the
+    # run unrecorded (ExpertUnreachable), so that a resumed run edits them again.
+    expert.raise_if_unreachable()
     return [
         {
             "question": e.question,

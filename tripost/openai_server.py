@@ -24,6 +24,9 @@ Fault injection, for tests and benchmarks of a client's retries:
   reply whose text no parser reads), "empty" (a 200 reply with empty content). An injected
   429 or 5xx says ``Retry-After-Ms: retry_after_ms`` (the header OpenAI's own API sends, which
   the openai client honours), so a test's retries wait milliseconds, not the client's backoff.
+- ``die_after``: the server dies after answering that many completion requests, as a crashed
+  server does: a request on a kept-alive connection is closed unanswered, and the socket stops
+  listening (new connections are refused; a CLI server's process exits).
 """
 
 from __future__ import annotations
@@ -112,13 +115,16 @@ class OpenAIServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, answerer: Answerer, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0,
-                 faults: FaultPlan | None = None, timeout_sleep: float = 5.0, retry_after_ms: int = 10):
+                 faults: FaultPlan | None = None, timeout_sleep: float = 5.0, retry_after_ms: int = 10,
+                 die_after: int | None = None):
         super().__init__((host, port), _Handler)
         self.answerer = answerer
         self.latency, self.timeout_sleep, self.retry_after_ms = latency, timeout_sleep, retry_after_ms
         self.plan = faults or FaultPlan()
         self._lock = threading.Lock()
-        self.requests = 0  # completion requests received
+        self.requests = 0  # completion requests received (and answered or failed on purpose)
+        self.die_after = die_after
+        self.dead = False  # set after die_after requests: nothing is answered any more
         self.faults_injected: dict[str, int] = {}
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()  # set while serve_forever runs, in whichever thread
@@ -128,8 +134,12 @@ class OpenAIServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def next_fault(self) -> str:
+    def next_fault(self) -> str | None:
+        """The fault of the next completion request; None once the server is dead (``die_after``)."""
         with self._lock:
+            if self.dead or (self.die_after is not None and self.requests >= self.die_after):
+                self._die()
+                return None
             fault = self.plan.fault_for(self.requests)
             self.requests += 1
             if fault != "ok":
@@ -138,7 +148,14 @@ class OpenAIServer(ThreadingHTTPServer):
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": self.requests, "faults_injected": dict(self.faults_injected)}
+            return {"requests": self.requests, "faults_injected": dict(self.faults_injected), "dead": self.dead}
+
+    def _die(self) -> None:
+        """Stop listening, from another thread: a handler thread cannot wait for the serving loop
+        it is not part of to finish while holding the lock (called with it held)."""
+        if not self.dead:
+            self.dead = True
+            threading.Thread(target=self.shutdown, name="openai-server-death", daemon=True).start()
 
     # ------------------------------------------------------------------ in a thread (tests)
     def serve_forever(self, poll_interval: float = 0.5) -> None:
@@ -188,11 +205,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault-seed", type=int, default=0, help="seed of the fault-rate draws")
     parser.add_argument("--timeout-sleep", type=float, default=120.0, help="seconds a 'timeout' fault sleeps before answering")
     parser.add_argument("--retry-after-ms", type=int, default=10, help="Retry-After-Ms of an injected 429 or 5xx")
+    parser.add_argument("--die-after", type=int, default=None,
+                        help="die (close connections unanswered, stop listening, exit) after this many completion requests")
 
 
 def server_from_args(answerer: Answerer, args: argparse.Namespace) -> OpenAIServer:
     plan = FaultPlan(parse_faults(args.faults), args.fault_rate, args.fault_seed)
-    return OpenAIServer(answerer, args.host, args.port, args.latency, plan, args.timeout_sleep, args.retry_after_ms)
+    return OpenAIServer(answerer, args.host, args.port, args.latency, plan, args.timeout_sleep, args.retry_after_ms,
+                        args.die_after)
 
 
 # =================================================================== the protocol
@@ -223,6 +243,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, _error(f"no route POST {self.path}", "not_found"))
             return
         fault = self.server.next_fault()
+        if fault is None:  # dead: no answer at all, as from a crashed server
+            self.close_connection = True
+            return
         if self.server.latency:
             time.sleep(self.server.latency)
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tripost.experts.base import BudgetExceeded, Expert, ExpertError
+from tripost.experts.base import BudgetExceeded, Expert, ExpertError, ExpertUnreachable
 from tripost.tasks import Task
 
 
@@ -13,4 +13,4 @@ def build_expert(verifier_cfg, task: Task, seed: int) -> Expert:
     return build(verifier_cfg, "verifier", task=task, seed=seed)
 
 
-__all__ = ["BudgetExceeded", "Expert", "ExpertError", "build_expert"]
+__all__ = ["BudgetExceeded", "Expert", "ExpertError", "ExpertUnreachable", "build_expert"]

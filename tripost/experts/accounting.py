@@ -4,7 +4,13 @@
 tokens and cost from ``prices`` (USD per 1M tokens, per model; a model without a price costs 0
 and is listed as unpriced). The tries, retries and failed tries are counted by the HTTP client
 (``tripost.experts.client``), the rest by the expert. ``snapshot()`` is what ``stats.json``
-records; ``reset()`` starts a new period, while the budget covers every period.
+records; ``reset()`` starts a new period, while the budget covers every period. With a
+``spend_path`` (``verifier.spend_path``, in the run dir) the spend is the run's, not the
+process's: loaded at start and saved after every paid reply, so a resumed run does not spend
+its budget again.
+
+``Reachability`` counts, per editing pass, the requests sent and those that never got an
+answer, for ``OpenAIExpert.raise_if_unreachable``.
 
 ``estimate_run`` counts the calls, tokens and cost of a run without calling anything (the
 pipeline's dry run, ``verifier.dry_run=true``).
@@ -12,6 +18,7 @@ pipeline's dry run, ``verifier.dry_run=true``).
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +26,7 @@ from typing import Any
 
 from tripost.experts.prompts import ATT, FBK, IMP, PromptBuilder, approx_tokens, build_demos, render_fbk_reply, request_text
 from tripost.experts.settings import price_table, role_settings, verifier_config
+from tripost.io import write_json
 from tripost.tasks import Task
 
 ROLES = (FBK, IMP, ATT)  # ATT: the expert's own attempts, for the ft SI. demo baseline
@@ -67,15 +75,33 @@ def cost_usd(prices: dict[str, tuple[float, float]], model: str, prompt_tokens: 
     return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1e6 if price else 0.0
 
 
-class Accounting:
-    """Thread-safe counters per role for the current period, and the cost spent over all periods."""
+def load_spend(path: str | None) -> float:
+    """USD a run spent before this process (its ``spend_path``); 0 for a new run.
 
-    def __init__(self, prices: dict[str, tuple[float, float]], models: dict[str, str], max_cost_usd: float | None):
+    ValueError on a file that is not a spend record: guessing 0 would silently lift the budget."""
+    if not path:
+        return 0.0
+    try:
+        with open(path, encoding="utf-8") as f:
+            return float(json.load(f)["spent_usd"])
+    except FileNotFoundError:
+        return 0.0
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"cannot read the run's expert spend from {path}: {e}") from None
+
+
+class Accounting:
+    """Thread-safe counters per role for the current period, and the cost spent over all periods
+    (over the whole run, earlier processes included, when ``spend_path`` keeps it)."""
+
+    def __init__(self, prices: dict[str, tuple[float, float]], models: dict[str, str], max_cost_usd: float | None,
+                 spend_path: str | None = None):
         self.prices, self.models, self.max_cost_usd = prices, models, max_cost_usd
+        self.spend_path = spend_path
         self._lock = threading.Lock()
         self._roles = {role: RoleUsage() for role in ROLES}
         self._unpriced: set[str] = set()
-        self.spent_usd = 0.0  # never reset: the budget covers the whole run
+        self.spent_usd = load_spend(spend_path)  # never reset: the budget covers the whole run
 
     def count(self, role: str, what: str, n: int = 1) -> None:
         with self._lock:
@@ -95,6 +121,8 @@ class Accounting:
             self.spent_usd += cost
             if model not in self.prices:
                 self._unpriced.add(model)
+            if cost and self.spend_path:  # saved as it is spent: a killed run keeps what it paid
+                write_json(self.spend_path, {"spent_usd": self.spent_usd, "max_cost_usd": self.max_cost_usd})
 
     def budget_spent(self) -> bool:
         with self._lock:
@@ -115,6 +143,37 @@ class Accounting:
         with self._lock:
             self._roles = {role: RoleUsage() for role in ROLES}
             self._unpriced = set()
+
+
+# Kinds of a request's last failed try that mean no answer came at all (see client.py).
+UNREACHABLE = ("connection", "timeout")
+
+
+class Reachability:
+    """Requests sent to the API since the last ``take``, and those that got no answer after
+    their retries (by kind). Cache hits are not counted: they say nothing of the server."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._lost: Counter = Counter()
+
+    def answered(self) -> None:
+        with self._lock:
+            self._sent += 1
+
+    def failed(self, kind: str) -> None:
+        with self._lock:
+            self._sent += 1
+            if kind in UNREACHABLE:
+                self._lost[kind] += 1
+
+    def take(self) -> tuple[int, Counter]:
+        """(requests sent, unanswered by kind) since the last call; counting starts anew."""
+        with self._lock:
+            counts = (self._sent, self._lost)
+            self._sent, self._lost = 0, Counter()
+            return counts
 
 
 # =================================================================== dry run

@@ -16,12 +16,20 @@ class BudgetExceeded(Exception):
     """The expert's cost budget is spent: the run stops cleanly, everything finished kept."""
 
 
+class ExpertUnreachable(Exception):
+    """Too many of a pass's requests never reached the expert (connection errors or timeouts
+    after the client's retries): the server is down, not the replies bad. The pass stops
+    unrecorded, since dropping those trajectories would train on what is left and a resumed
+    run would never ask again; resumed once the expert is back, it asks only what is missing."""
+
+
 class Expert(ABC):
     """Two roles. ``feedback`` finds the earliest wrong step (or says the attempt is correct);
     ``improve`` rewrites an attempt: the steps before the error step kept, the rest new.
 
     Both may be called from ``concurrency`` threads at once (the editor runs that many
-    trajectories in parallel), and may raise ExpertError or BudgetExceeded."""
+    trajectories in parallel), and may raise ExpertError or BudgetExceeded; after each pass
+    ``raise_if_unreachable`` may raise ExpertUnreachable."""
 
     concurrency: int = 1  # trajectories edited at once
 
@@ -40,6 +48,11 @@ class Expert(ABC):
 
     def reset_usage(self) -> None:
         """Start a new accounting period (one per collection); a budget still counts the whole run."""
+
+    def raise_if_unreachable(self) -> None:
+        """Called by the editing loop after each pass, before the pass is recorded: raises
+        ExpertUnreachable when too many of the pass's requests found no expert, and starts
+        counting the next pass (experts that call no API are always reachable)."""
 
     def reseed(self, seed: int) -> None:
         """Fix the expert's randomness for one collection pass, so a resumed pass edits the same."""

@@ -12,9 +12,11 @@ Modes:
   that is not exact should stop loudly instead of silently producing a different run;
 - ``off``: no file is read or written.
 
-Replies are stored as received, unusable ones too (garbage, a refusal): a replay then fails on
-them the same way, and no request is paid for twice. Delete the file (or use another path) to
-ask again.
+Only usable replies are stored (the expert stores a reply after it parsed it): a garbage,
+empty or refused reply drops its trajectory in the run that got it, and a rerun asks again
+instead of losing the same trajectory for good. Such a reply is paid for again, which is
+cheaper than a trajectory lost in every rerun. ``discard`` removes an unusable reply that an
+older version stored. Delete the file (or use another path) to ask everything again.
 
 One connection (``check_same_thread=False``) serves all threads, guarded by a lock; WAL lets
 another process read the file while a run writes it.
@@ -122,6 +124,14 @@ class ReplyCache:
                 "INSERT OR IGNORE INTO replies VALUES (?, ?, ?, ?, ?, ?)",
                 (request_key(request), canonical_json(request), reply, prompt_tokens, completion_tokens, time.time()),
             )
+            self._conn.commit()
+
+    def discard(self, request: dict[str, Any]) -> None:
+        """Forget the reply of a request (readwrite mode only), so that it is asked again."""
+        if self.mode != "readwrite" or self._conn is None:
+            return
+        with self._lock:
+            self._conn.execute("DELETE FROM replies WHERE key = ?", (request_key(request),))
             self._conn.commit()
 
     def __len__(self) -> int:

@@ -12,7 +12,7 @@ formats ``prompts`` parses, with a ``usage`` block counting 4 characters a token
     # first line of stdout: the base URL, e.g. http://127.0.0.1:40123/v1
     OPENAI_API_KEY=dummy python run.py verifier=openai verifier.base_url=http://127.0.0.1:40123/v1
 
-``--latency``, ``--faults 429,ok,500``, ``--fault-rate`` and friends inject faults (see
+``--latency``, ``--faults 429,ok,500``, ``--fault-rate``, ``--die-after N`` and friends inject faults (see
 ``tripost.openai_server``).
 """
 
@@ -67,11 +67,13 @@ class ScriptedAnswerer(Answerer):
 
 def start_server(task_name: str, port: int = 0, latency: float = 0.0, faults: list[str] | FaultPlan | None = None,
                  fault_rate: float = 0.0, fault_seed: int = 0, timeout_sleep: float = 5.0,
-                 host: str = "127.0.0.1", attempt_error_rate: float = 0.5, retry_after_ms: int = 10) -> OpenAIServer:
-    """A server answering in a background thread; ``.url``, ``.requests``, ``.stats()``, ``.shutdown()``."""
+                 host: str = "127.0.0.1", attempt_error_rate: float = 0.5, retry_after_ms: int = 10,
+                 die_after: int | None = None) -> OpenAIServer:
+    """A server answering in a background thread; ``.url``, ``.requests``, ``.stats()``, ``.shutdown()``.
+    ``die_after``: it dies after that many completion requests (see ``tripost.openai_server``)."""
     plan = faults if isinstance(faults, FaultPlan) else FaultPlan(list(faults or []), fault_rate, fault_seed)
     answerer = ScriptedAnswerer(task_name, attempt_error_rate)
-    return OpenAIServer(answerer, host, port, latency, plan, timeout_sleep, retry_after_ms).start()
+    return OpenAIServer(answerer, host, port, latency, plan, timeout_sleep, retry_after_ms, die_after).start()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from tripost.config import ConfigError, VerifierConfig, typed_node
 from tripost.experts.prompts import COMPLETION_STOP
@@ -22,12 +22,25 @@ def verifier_config(cfg: Any) -> DictConfig:
     lives, and overrides) on the typed schema; ConfigError naming a wrong or missing key."""
     try:
         if isinstance(cfg, DictConfig):  # resolve against its own root (``${paths.outputs_dir}``) first
-            cfg = OmegaConf.to_container(cfg, resolve=True)
+            cfg = OmegaConf.to_container(_outside_a_run(cfg), resolve=True)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"config key 'verifier.{key}': {str(e).splitlines()[0]}") from None
     settings = {k: v for k, v in dict(cfg).items() if k != "_target_"}  # the class, not a setting
     return typed_node(VerifierConfig, settings, "verifier.")
+
+
+def _outside_a_run(cfg: DictConfig) -> DictConfig:
+    """A verifier node loaded on its own (a test, scripts/bench_expert.py) has no run dir for the
+    ``${paths.output_dir}`` of ``spend_path``: its spend is then kept in memory only, as it is
+    per process anyway. Inside a run the node resolves, and a wrong key still fails loudly."""
+    if "spend_path" not in cfg or not OmegaConf.is_interpolation(cfg, "spend_path"):
+        return cfg
+    try:
+        cfg.spend_path  # noqa: B018 (resolving it is the test)
+    except InterpolationResolutionError:  # no paths node, or no Hydra run to ask for its dir
+        return OmegaConf.merge(cfg, {"spend_path": None})
+    return cfg
 
 
 def read_api_key(env_name: str) -> str:
