@@ -67,3 +67,23 @@ def test_ft_rationale_trains_on_a_rationale_file_and_tests_on_a_raw_pool(tmp_pat
     raw = [json.loads(line) for line in open(run_dir / "data" / "reference" / "multistep_arithmetic_raw.jsonl")]
     assert len(raw) == len(train) + len(test) and raw[0]["question"].endswith(" = ")
     assert raw[0]["meta_data"]["new_split"] == "train" and raw[-1]["meta_data"]["new_split"] == "validation"
+
+
+def test_a_bigbench_file_with_an_unanswerable_item_loads_whole_and_the_gold_policy_scores_the_rest(tmp_path):
+    """An item none of whose options holds the right date (BIG-Bench Hard has such) is kept with its
+    target and reported; the gold policy has no answer for it, and every other item scores."""
+    from .conftest import ROOT
+
+    examples = json.loads((ROOT / "tests" / "data" / "date_understanding_bigbench.json").read_text())["examples"][:9]
+    examples.append({"input": "Today is Halloween of 1962. What is the date 10 days ago in MM/DD/YYYY?\nOptions:\n"
+                              "(A) 10/20/1962\n(B) 10/22/1962\n(C) 10/21/1963", "target": "(A)"})  # 10/21/1962 is missing
+    path = tmp_path / "date.json"
+    path.write_text(json.dumps({"examples": examples}))
+    run_dir = tmp_path / "run"
+    run_cli("model=gold", "task=date_understanding", "logger=none", "task.test.source=file", f"task.test.path={path}",
+            f"hydra.run.dir={run_dir}")
+    results = json.loads((run_dir / "results.json").read_text())
+    data = results["data"]["test"]
+    assert data["loaded"] == 10 and data["items"] == 10 and data["solver_disagreements"] == 1
+    assert data["disagreement_examples"][0]["solver"].startswith("none (no single option is 10/21/1962")
+    assert results["rows"][0]["n"] == 10 and results["rows"][0]["total"] == 90.0

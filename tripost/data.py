@@ -301,10 +301,21 @@ def to_paper_record(ex: Example) -> dict[str, Any]:
     }
 
 
+def _rationale(task: Task, ex: Example) -> str:
+    """The example's rationale, else the task's gold one; empty when the solver has none (a
+    question none of whose options holds the right answer)."""
+    if ex.rationale:
+        return ex.rationale.rstrip("\n")
+    try:
+        return task.gold_rationale(ex.question)
+    except Exception:  # noqa: BLE001 - exported as it is, with no rationale
+        return ""
+
+
 def raw_pool_record(task: Task, ex: Example, split: str, idx: int) -> dict[str, Any]:
     """An Example in the paper's raw-pool layout (``data/raw/<task>_*.jsonl``)."""
     fields = task.reference_fields(ex)
-    record = {"question": fields["question_line"], "rationale": ex.rationale or task.gold_rationale(ex.question)}
+    record = {"question": fields["question_line"], "rationale": _rationale(task, ex)}
     record.update(fields["answer_fields"])
     record["meta_data"] = {"split": split, "new_split": split, "idx": idx, **fields["meta"]}
     return record
@@ -313,7 +324,7 @@ def raw_pool_record(task: Task, ex: Example, split: str, idx: int) -> dict[str, 
 def rationale_file_record(task: Task, ex: Example) -> dict[str, Any]:
     """An Example in the paper's training-file layout (``data/training/<task>/*_rationale_*.jsonl``)."""
     fields = task.reference_fields(ex)
-    rationale = (ex.rationale or task.gold_rationale(ex.question)).rstrip("\n")
+    rationale = _rationale(task, ex)
     meta = {"question": fields["question"], "answer": fields["answer"], "rationale": rationale}
     if fields.get("formatted_choices"):
         meta["formatted_choices"] = fields["formatted_choices"]
