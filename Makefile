@@ -52,11 +52,12 @@ paper-table: install-sweep ## All rows x 3 seeds on the tiny default (joblib mul
 	  hydra/launcher=joblib hydra.launcher.n_jobs=2 hydra.sweep.dir=$(PT_DIR) $(ARGS)
 	$(PY) scripts/aggregate.py $(PT_DIR)
 
-test: install ## The test suite, slow tests excluded (what CI runs)
-	$(PY) -m pytest -m "not slow" $(ARGS)
+TEST_WORKERS ?= 2
+test: install ## The test suite, slow tests excluded, in TEST_WORKERS processes (what CI runs)
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) $(ARGS)
 
 test-all: install ## Every test, slow ones included
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
 
 lint: install ## flake8 over the code
 	$(PY) -m flake8 tripost tests scripts run.py

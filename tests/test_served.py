@@ -3,13 +3,15 @@ protocol (vLLM itself needs a GPU; tests/test_gpu.py runs it where one is visibl
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 
 import pytest
+import torch
 
 from tripost.models.tiny import build_tiny_model, save_pretrained
-from tripost.rollout import Sampling
+from tripost.rollout import Completion, Sampling
 from tripost.rollout.loop import LoopPolicy
 from tripost.rollout.served import ServedPolicy, ServerProcess
 
@@ -17,27 +19,85 @@ from .conftest import ROOT
 from .test_cli import run_cli
 
 OUR_SERVER = ["{python}", "-m", "tripost.rollout.serve", "--model", "{model}", "--port", "{port}"]
+CONTEXT = 128  # the served context, in tokens (--max-model-len)
+PROMPTS = ["Q: 1 =\nAnswer:", "Q: ((1 + 2 * 3) - (4 - 5 + 6)) =\nAnswer:", "Q: (4 + 6) =\n"]
+TOO_LONG = "Q: " + "(1 + 2) - " * 20 + "3 =\n"  # over CONTEXT tokens with any max_tokens
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, tokenizer):
+    """A tiny model whose tokenizer puts a BOS before every text unless told not to, as Llama's
+    does (ours adds none), so a server that adds it to prompts generates something else."""
+    from tokenizers import processors
+
+    bos_adding = copy.deepcopy(tokenizer)
+    bos = (bos_adding.bos_token, bos_adding.bos_token_id)
+    bos_adding.backend_tokenizer.post_processor = processors.TemplateProcessing(single=f"{bos[0]} $A", special_tokens=[bos])
+    model = build_tiny_model(bos_adding, 32, 2, 2, 64, 512, seed=3)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # at the default init a tiny model writes one token whatever its prompt
+        for weight in (p for p in model.parameters() if p.dim() == 2):
+            weight.normal_(0, 0.1, generator=generator)
     out = tmp_path_factory.mktemp("ckpt")
-    save_pretrained(build_tiny_model(tokenizer, 32, 2, 2, 64, 512, seed=3), tokenizer, out)
+    save_pretrained(model, bos_adding, out)
     return out
 
 
-def test_served_policy_returns_what_the_in_process_policy_returns(checkpoint, tmp_path):
-    prompts = ["Q: 1 =\nAnswer:", "Q: ((1 + 2 * 3) - (4 - 5 + 6)) =\nAnswer:", "Q: (4 + 6) =\n"] * 3
+@pytest.fixture(scope="module")
+def served(checkpoint, tmp_path_factory):
+    """The engine as a phase opens it: our server in a process of its own, and its client."""
+    policy = ServedPolicy.serve(checkpoint, command=OUR_SERVER + ["--max-model-len", str(CONTEXT)],
+                                log_path=tmp_path_factory.mktemp("server") / "server.log", startup_timeout_s=300,
+                                concurrency=2, batch_size=4)
+    process = policy.server.process
+    yield policy
+    policy.close()
+    assert process.poll() is not None  # the process is gone when the phase ends
+
+
+def raw(served: ServedPolicy, prompt: str | list[str], temperature: float = 0.0, seed: int | None = None, **vllm_fields):
+    """A completion request without what ServedPolicy adds; ``vllm_fields``: vLLM's own (``extra_body``)."""
+    return served.client.completions.create(model="policy", prompt=prompt, max_tokens=30, temperature=temperature,
+                                            seed=seed, extra_body=vllm_fields)
+
+
+def test_served_policy_returns_what_the_in_process_policy_returns(checkpoint, served):
+    prompts = PROMPTS * 3
     sampling = Sampling(max_new_tokens=40)
     local = LoopPolicy.load(checkpoint, batch_size=4).complete(prompts, sampling)
-    with ServerProcess(OUR_SERVER, checkpoint, tmp_path / "server.log") as server:
-        served = ServedPolicy(server.url, batch_size=4, concurrency=2)
-        got = served.complete(prompts, sampling)
-        sampled = served.complete(prompts, Sampling(do_sample=True, max_new_tokens=20), seed=5)
-        again = served.complete(prompts, Sampling(do_sample=True, max_new_tokens=20), seed=5)
-    assert got == local  # greedy: the same texts, cut by the same rules, and the same finished flags
-    assert sampled == again and len(sampled) == len(prompts)  # seeded per batch: reproducible
-    assert server.process.poll() is not None  # the process is gone when the phase ends
+    done = []
+    assert served.complete(prompts, sampling, progress=done.append) == local  # greedy: same texts, cuts, flags
+    assert sum(done) == len(prompts)
+    # ... because no BOS goes in front: the server adds one by default, as vLLM does, and then
+    # the model writes something else.
+    with_bos, without = raw(served, PROMPTS), raw(served, PROMPTS, add_special_tokens=False)
+    assert [c.text for c in with_bos.choices] != [c.text for c in without.choices]
+
+
+def test_copies_of_a_prompt_are_sampled_apart_and_reproducibly(served):
+    sampling = Sampling(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=30)
+    prompts = [PROMPTS[1]] * 4
+    texts = [c.text for c in served.complete(prompts, sampling, stop=None, seed=5)]
+    assert len(set(texts)) > 1, texts  # seeded per prompt: the copies differ
+    assert [c.text for c in served.complete(prompts, sampling, stop=None, seed=5)] == texts  # same seed, same texts
+    assert [c.text for c in served.complete(prompts, sampling, stop=None, seed=6)] != texts
+    # What the per-prompt seeds are for: one request, one seed, and vLLM (as our server) samples
+    # every copy alike.
+    together = raw(served, prompts, temperature=1.0, top_k=0, seed=5, add_special_tokens=False)
+    assert len({c.text for c in together.choices}) == 1
+
+
+def test_a_prompt_too_long_for_the_context_comes_back_empty_and_the_others_do_not(served):
+    from openai import BadRequestError
+
+    sampling = Sampling(max_new_tokens=40)
+    alone = served.complete(PROMPTS, sampling)
+    got = served.complete([PROMPTS[0], TOO_LONG, PROMPTS[1], PROMPTS[2]], sampling)
+    assert got == [alone[0], Completion("", finished=False), *alone[1:]]
+    # The server refuses the request whole, as vLLM does: a 400 that says why.
+    with pytest.raises(BadRequestError, match=rf"This model's maximum context length is {CONTEXT} tokens\. However, "
+                                              r"you requested 30 output tokens and your prompt contains \d+ input tokens"):
+        raw(served, [PROMPTS[0], TOO_LONG], add_special_tokens=False)
 
 
 def test_a_server_that_dies_is_a_clear_error(checkpoint, tmp_path):

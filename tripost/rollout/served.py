@@ -1,12 +1,23 @@
 """``rollout=vllm``: generation by a server process.
 
 The phase's saved HF checkpoint is served by a process of its own (vLLM's OpenAI-compatible
-server by default, ``rollout.server.command``) and the prompts go to it over the completions
+server by default, ``rollout.engine.command``) and the prompts go to it over the completions
 API. When the phase ends the process exits, so the GPU memory it held is free for training.
 
 ``ServedPolicy`` returns what the in-process engines return: continuations cut by the same
 stop rules, and whether each ended by itself. The server stops at a new "Q:" (the stop string
 is kept in the text so the same ``cut`` applies); the caller's rule is applied here, after.
+
+Each prompt is a request of its own (the server batches concurrent requests itself, as vLLM
+does continuously), because what vLLM takes per request has to be per prompt here:
+
+- the seed: vLLM seeds every prompt of a request alike, so copies of one prompt (LMSI's samples
+  per question) would all come out the same; each prompt gets a seed of its own from (seed, index);
+- the context: a prompt too long for the model's context with ``max_tokens`` makes vLLM refuse
+  the whole request (400); alone, only that prompt is refused, and it comes back empty and unfinished.
+
+Prompts are sent with ``add_special_tokens: false``: vLLM adds the tokenizer's BOS to a completion
+prompt by default, where training and the in-process engines encode prompts without it.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
@@ -27,6 +38,8 @@ from tripost.rollout.stops import NEW_QUESTION, StopRule, after_final_response, 
 log = logging.getLogger(__name__)
 
 VLLM_HINT = "rollout=vllm needs vLLM (a CUDA machine): pip install -e '.[vllm]'"
+# What vLLM's refusal of a prompt too long for the model's context says (and our server says too).
+CONTEXT_REFUSAL = "maximum context length"
 
 
 def free_port() -> int:
@@ -48,7 +61,8 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> ServerProcess:
-        if self.command[1:3] == ["-m", "vllm.entrypoints.openai.api_server"] and not _has_module("vllm"):
+        runs_vllm = len(self.command) > 2 and self.command[1] == "-m" and self.command[2].startswith("vllm.")
+        if runs_vllm and not _has_module("vllm"):  # say so now, not after a failed start
             raise RuntimeError(VLLM_HINT)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log.info("generation server: %s (log %s)", shlex.join(self.command), self.log_path)
@@ -92,8 +106,16 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def prompt_seed(seed: int, index: int) -> int:
+    """The seed of prompt ``index`` of a call seeded ``seed``: distinct for the first 2**20 prompts
+    of a call (so copies of a prompt sample apart) and from those of calls whose seeds are less
+    than 2**12 apart; 32 bits, all that torch's CPU generator (our server's) keeps of a seed."""
+    return (seed * 2**20 + index) % 2**32
+
+
 class ServedPolicy(Policy):
-    """Completes prompts through an OpenAI-compatible completions server (vLLM, or ours).
+    """Completes prompts through an OpenAI-compatible completions server (vLLM, or ours),
+    ``batch_size * concurrency`` requests of one prompt each in flight.
 
     ``server``: the process it owns, if any; ``close`` stops it."""
 
@@ -125,26 +147,39 @@ class ServedPolicy(Policy):
         progress: Callable[[int], None] | None = None,
         seed: int | None = None,
     ) -> list[Completion]:
+        from openai import BadRequestError
+
         rules = stop_rules(stop)
-        batches = [(start, prompts[start : start + self.batch_size]) for start in range(0, len(prompts), self.batch_size)]
+        # vLLM's parameters beyond OpenAI's; top_k 0 is off for both servers.
+        extra = {"include_stop_str_in_output": True, "top_k": sampling.top_k, "add_special_tokens": False}
 
-        def run(item) -> list[Completion]:
-            start, batch = item
-            extra = {"include_stop_str_in_output": True, "top_k": sampling.top_k if sampling.top_k > 0 else -1}
-            reply = self.client.completions.create(
-                model=self.model, prompt=batch, max_tokens=sampling.max_new_tokens,
-                temperature=sampling.temperature if sampling.do_sample else 0.0,
-                top_p=sampling.top_p if sampling.do_sample else 1.0,
-                seed=None if seed is None else seed + start, stop=[NEW_QUESTION], extra_body=extra,
-            )
-            choices = sorted(reply.choices, key=lambda c: c.index)
-            if progress:
-                progress(len(batch))
-            return [Completion(cut(c.text, rules), c.finish_reason == "stop" or should_stop(c.text, rules))
-                    for c in choices]
+        def one(i: int) -> Completion:
+            try:
+                reply = self.client.completions.create(
+                    model=self.model, prompt=prompts[i], max_tokens=sampling.max_new_tokens,
+                    temperature=sampling.temperature if sampling.do_sample else 0.0,
+                    top_p=sampling.top_p if sampling.do_sample else 1.0,
+                    seed=prompt_seed(seed, i) if sampling.do_sample and seed is not None else None,
+                    stop=[NEW_QUESTION], extra_body=extra,
+                )
+            except BadRequestError as e:
+                if CONTEXT_REFUSAL not in str(e):
+                    raise  # a request the server cannot read is a bug, not a long prompt
+                log.warning("prompt %d not generated (it comes back empty, unfinished): %s", i, e.message)
+                return Completion("", False)
+            text, reason = reply.choices[0].text, reply.choices[0].finish_reason
+            return Completion(cut(text, rules), reason == "stop" or should_stop(text, rules))
 
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return [completion for batch in pool.map(run, batches) for completion in batch]
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(prompts), self.batch_size * self.concurrency)))
+        try:
+            futures = [pool.submit(one, i) for i in range(len(prompts))]
+            for done in as_completed(futures):
+                done.result()  # the first failure ends the call
+                if progress:
+                    progress(1)
+            return [future.result() for future in futures]
+        finally:
+            pool.shutdown(cancel_futures=True)
 
     def close(self) -> None:
         if self.server is not None:
