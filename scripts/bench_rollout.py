@@ -1,10 +1,10 @@
 """Rollout generation, our way versus the naive way, on the same prompts and model.
 
-  (a) ours: ``tripost.rollout.loop.LoopPolicy`` (``rollout.engine=loop``): prompts sorted by length,
+  (a) ours: ``tripost.rollout.loop.LoopPolicy`` (``rollout=loop``): prompts sorted by length,
       batches of ``--batch``, left padding, a KV cache written in place, and a finished
       sequence leaves the batch (it stops costing compute);
   (b) naive: one ``model.generate`` call per prompt (KV cache, the same stop rules);
-  (c) for reference, ``rollout.engine=hf`` (``tripost.rollout.hf.GeneratePolicy``): the same
+  (c) for reference, ``rollout=hf`` (``tripost.rollout.hf.GeneratePolicy``): the same
       batches through transformers' ``generate``, which keeps computing finished sequences
       until the batch is done.
 

@@ -7,7 +7,7 @@ answers comes from an ``Answerer``:
 
 - ``tripost.experts.server``: the scripted expert behind both endpoints (``verifier=openai``
   with no API and no key);
-- the generation server: a policy behind ``/v1/completions`` (``rollout.engine=vllm`` on CPU).
+- the generation server: a policy behind ``/v1/completions`` (``rollout=vllm`` on CPU).
 
 Endpoints: ``POST .../chat/completions`` and ``POST .../completions`` (any path ending so, e.g.
 an Azure deployment's), ``GET .../models``, and ``GET /stats`` (requests received and faults

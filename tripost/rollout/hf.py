@@ -1,4 +1,4 @@
-"""``rollout.engine=hf``: transformers' ``generate`` on the same length-sorted batches.
+"""``rollout=hf``: transformers' ``generate`` on the same length-sorted batches.
 
 It keeps computing a stopped sequence (as padding) until the whole batch is done, and copies
 the whole KV cache at every token, so our loop (``tripost.rollout.loop``) is faster; it stays

@@ -1,4 +1,4 @@
-"""``rollout.engine=loop`` (the default): our decode loop, where finished sequences leave the batch.
+"""``rollout=loop`` (the default): our decode loop, where finished sequences leave the batch.
 
 transformers' ``generate`` keeps a stopped sequence in the batch (it writes padding) until
 the longest one is done, and its ``DynamicCache`` concatenates the whole KV cache at every

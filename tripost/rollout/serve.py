@@ -13,7 +13,7 @@ a prompt or a list of prompts, ``max_tokens``, ``temperature`` (0 = greedy), ``t
 - a prompt whose tokens with ``max_tokens`` exceed the context (``--max-model-len``, by default
   the model's ``max_position_embeddings``) makes the whole request a 400, with vLLM's message.
 
-It lets the served-rollout path (``rollout.engine=vllm`` with this command in
+It lets the served-rollout path (``rollout=vllm`` with this command in
 ``rollout.engine.command``) run and be tested where vLLM cannot (no GPU). The HTTP side is
 ``tripost.openai_server``'s (shared with the expert's test server); this module is the answerer.
 
