@@ -45,3 +45,21 @@ def test_pinned_loss_regression(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     losses = json.loads((tmp_path / "losses.json").read_text())
     assert losses == pytest.approx(PINNED, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ddp", "deepspeed_zero2", "deepspeed_zero3"])
+def test_every_training_stage_runs_on_two_devices(tmp_path, name):
+    """Each training stage (here ft rationale, then ft SI. demo) in a fresh group of 2 CPU
+    processes over gloo: the second stage used to die (the first stage's ranks were gone)."""
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "debug=fast", f"trainer={name}", "trainer.accelerator=cpu",
+                           "trainer.devices=2", "trainer.accumulate_grad_batches=1", "tripost.num_iterations=0",
+                           f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for stage in ("ft_rationale", "ft_si_demo"):
+        worker_log = (tmp_path / stage / "worker" / "worker.log").read_text()
+        assert "MEMBER: 1/2" in worker_log and "MEMBER: 2/2" in worker_log  # two ranks trained this stage
+        assert json.loads((tmp_path / stage / "train_stats.json").read_text())["steps"] > 0
+        assert (tmp_path / stage / "model" / "config.json").is_file()
+    rows = [r["method"] for r in json.loads((tmp_path / "results.json").read_text())["rows"]]
+    assert rows == ["ft_rationale", "ft_si_demo"]

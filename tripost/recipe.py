@@ -55,17 +55,14 @@ def run(cfg: DictConfig) -> Results:
 
     with trackers(cfg) as loggers, (expert or nullcontext()):
         run = stages.Run(cfg, task, train, test, run_dir, results, loggers)
-        try:
-            if cfg.baselines.prompting.enabled:
-                stages.prompting(run, start_dir)
-            ft_model = stages.ft_rationale(run, start_dir, texts)
-            if cfg.baselines.ft_si_demo:
-                stages.ft_si_demo(run, expert, ft_model)
-            if cfg.baselines.lmsi.enabled:
-                stages.lmsi(run, ft_model)
-            stages.tripost_iterations(run, expert, ft_model)
-        except stages.WorkerDone:
-            pass  # a non-zero rank of a multi-process run stops after its training stage
+        if cfg.baselines.prompting.enabled:
+            stages.prompting(run, start_dir)
+        ft_model = stages.ft_rationale(run, start_dir, texts)
+        if cfg.baselines.ft_si_demo:
+            stages.ft_si_demo(run, expert, ft_model)
+        if cfg.baselines.lmsi.enabled:
+            stages.lmsi(run, ft_model)
+        stages.tripost_iterations(run, expert, ft_model)
     return results
 
 

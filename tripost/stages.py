@@ -35,10 +35,6 @@ from tripost.training.data import TrainExample
 log = logging.getLogger("tripost")
 
 
-class WorkerDone(Exception):
-    """A non-zero rank of a multi-process training stage is done: rank 0 goes on alone."""
-
-
 @dataclass
 class Run:
     """What every stage of one run works with."""
@@ -78,12 +74,25 @@ class Run:
 def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_cfg, out_dir: Path, seed: int,
           section_weight: float = 1.0) -> dict[str, Any]:
     """Fine-tune the model in ``start_dir`` into ``out_dir/model`` (once; statistics in
-    train_stats.json). Raises WorkerDone in the non-zero ranks of a multi-process run."""
+    train_stats.json). With several devices the stage runs in a worker group of its own
+    (tripost/training/worker.py), so this process is always the only one; otherwise here."""
+    from tripost.training.worker import is_multi_device, run_in_worker_group
+
+    def in_worker_group() -> dict[str, Any]:
+        with atomic_dir(out_dir / "model") as tmp:
+            stats = run_in_worker_group(start_dir=start_dir, examples=examples, train_cfg=train_cfg,
+                                        trainer_cfg=run.cfg.trainer, callbacks_cfg=run.cfg.callbacks, seed=seed,
+                                        out_dir=tmp, section_weight=section_weight, spec_dir=out_dir / "worker")
+        log.info("trained %s on %s devices: %s", out_dir.name, run.cfg.trainer.get("devices"), stats)
+        return stats
+
     def work() -> dict[str, Any]:
         import pytorch_lightning as pl
 
         from tripost.training.fit import fine_tune, load_for_training
 
+        if is_multi_device(run.cfg.trainer):
+            return in_worker_group()
         pl.seed_everything(seed, workers=True, verbose=False)
         model, tokenizer = load_for_training(start_dir)
         with atomic_dir(out_dir / "model") as tmp:
@@ -91,8 +100,6 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
                               callbacks_cfg=run.cfg.callbacks, loggers=run.loggers, seed=seed, out_dir=tmp,
                               section_weight=section_weight)
         del model  # the trained weights are saved; free the accelerator for the next generation phase
-        if stats["global_rank"] != 0:
-            raise WorkerDone
         log.info("trained %s: %s", out_dir.name, stats)
         return stats
 
