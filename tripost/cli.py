@@ -33,11 +33,15 @@ def install_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
 
 
+class RunDirInUse(Exception):
+    """Another live process holds the run dir."""
+
+
 _LOCKS: list = []  # open lock files, held for the life of the process
 
 
 def lock_run_dir(run_dir: str | Path) -> None:
-    """Hold ``run_dir/.lock``; OSError naming the dir when another live process holds it."""
+    """Hold ``run_dir/.lock``; RunDirInUse naming the dir when another live process holds it."""
     path = Path(run_dir) / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+")
@@ -47,7 +51,7 @@ def lock_run_dir(run_dir: str | Path) -> None:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        raise OSError(f"run dir {run_dir} is in use by another live run (pid {holder})") from None
+        raise RunDirInUse(f"run dir {run_dir} is in use by another live run (pid {holder})") from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
@@ -76,9 +80,7 @@ def stop_message(error: BaseException, out_dir: str, choices: dict[str, Any]) ->
     from tripost.data import DataFileError
     from tripost.experts import BudgetExceeded, ExpertUnreachable
 
-    if isinstance(error, (ConfigError, DataFileError)):
-        return 2, f"error: {error}"
-    if isinstance(error, PermissionError) or isinstance(error, OSError) and "in use by another live run" in str(error):
+    if isinstance(error, (ConfigError, DataFileError, RunDirInUse, PermissionError)):
         return 2, f"error: {error}"
     if isinstance(error, BudgetExceeded):
         return 3, (f"stopped: {error}. Finished stages and the expert's replies are saved; resume with: "

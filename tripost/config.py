@@ -298,6 +298,11 @@ def typed_node(schema, node: Any, prefix: str = "") -> DictConfig:
     return typed
 
 
+def settings_of(node: Any) -> dict[str, Any]:
+    """A ``_target_`` node's settings: the node without the class it names."""
+    return {k: v for k, v in dict(node).items() if k != "_target_"}
+
+
 def build(node: Any, key: str, **kwargs) -> Any:
     """``hydra.utils.instantiate(node, **kwargs)``; a part that cannot be built (a wrong option of
     a task, model or expert) is a ConfigError naming ``key``, in one line."""
@@ -325,8 +330,7 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"config key '{node}._target_': required (the class that builds the {node})")
     schema = VERIFIER_SCHEMAS.get(typed.verifier._target_)
     if schema is not None:  # checked here, at start-up; the expert types its own settings again
-        settings = OmegaConf.to_container(typed.verifier, resolve=True)
-        typed_node(schema, {k: v for k, v in settings.items() if k != "_target_"}, "verifier.")
+        typed_node(schema, settings_of(OmegaConf.to_container(typed.verifier, resolve=True)), "verifier.")
     if "name_or_path" in typed.model and not typed.model.name_or_path:
         raise ConfigError("config key 'model.name_or_path': required for model=hf (a local path or hub id)")
     if "_target_" not in typed.task.impl:

@@ -127,6 +127,15 @@ def _bigbench_items(path: Path) -> Iterator[tuple[str, Any]]:
         yield f"examples[{i}]", ex if isinstance(ex, dict) else ValueError("not a JSON object")
 
 
+def _blank(path: Path) -> bool:
+    """Whether the file holds nothing but whitespace (read in chunks: files may be large)."""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
+
+
 def detect_layout(path: Path) -> str:
     """The layout of a file: BIG-Bench JSON, or a JSONL layout told by its first readable row."""
     if path.suffix == ".json":
@@ -246,9 +255,8 @@ def load_file(task: Task, path: str | Path, layout: str = "auto", split: str | N
         raise DataFileError(f"data file not found: {path}")
     if layout not in LAYOUTS:
         raise DataFileError(f"{path}: unknown layout {layout!r}; choose one of {LAYOUTS}")
-    with open(path, "rb") as f:
-        if not f.read(1 << 16).strip() and not path.stat().st_size > (1 << 16):
-            raise DataFileError(f"{path}: the file is empty")
+    if _blank(path):
+        raise DataFileError(f"{path}: the file is empty")
     layout = detect_layout(path) if layout == "auto" else layout
     report = LoadReport(str(path), layout, split if layout != "bigbench" else None)
     items = _bigbench_items(path) if layout == "bigbench" else _jsonl_rows(path)

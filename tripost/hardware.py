@@ -46,7 +46,8 @@ def fast_bf16(device: str) -> bool:
     return cpu_has_fast_bf16(cpu_flags())
 
 
-def _device_of(accelerator: str) -> str:
+def device_of(accelerator: str) -> str:
+    """"cuda" or "cpu" for a Lightning accelerator or a torch device name; auto: the GPU when one is visible."""
     import torch
 
     if accelerator == "auto":
@@ -58,20 +59,20 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     """Lightning's ``precision`` for the trainer: ``auto`` is bf16-mixed where bf16 is fast, else 32-true."""
     if str(precision) != AUTO:
         return str(precision)
-    return "bf16-mixed" if fast_bf16(_device_of(accelerator)) else "32-true"
+    return "bf16-mixed" if fast_bf16(device_of(accelerator)) else "32-true"
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
     """The generation dtype: ``auto`` is bfloat16 where bf16 is fast, else float32."""
     if dtype != AUTO:
         return dtype
-    return "bfloat16" if fast_bf16(_device_of(device)) else "float32"
+    return "bfloat16" if fast_bf16(device_of(device)) else "float32"
 
 
 def describe(precision: str, accelerator: str, dtype: str, rollout_device: str) -> str:
     """One line for the run's log: the training precision and generation dtype in use, and,
     where either was ``auto``, what the hardware check found."""
-    train_dev, gen_dev = _device_of(accelerator), _device_of(rollout_device)
+    train_dev, gen_dev = device_of(accelerator), device_of(rollout_device)
     line = (f"number format: training {resolve_precision(precision, accelerator)} on {train_dev}, "
             f"generation {resolve_dtype(dtype, rollout_device)} on {gen_dev}")
     auto_devices = {d for d, v in ((train_dev, precision), (gen_dev, dtype)) if str(v) == AUTO}

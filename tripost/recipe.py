@@ -16,7 +16,6 @@ from tripost import questions, stages
 from tripost.config import build
 from tripost.hardware import describe as describe_hardware
 from tripost.results import Results
-from tripost.rollout.engines import generation_device
 from tripost.tasks import build_task
 from tripost.tasks.base import as_attempt
 from tripost.tracking import trackers
@@ -45,7 +44,7 @@ def run(cfg: DictConfig) -> Results:
         return results
 
     log.info(describe_hardware(cfg.trainer.get("precision", "auto"), cfg.trainer.get("accelerator", "cpu"),
-                               cfg.model.generation_dtype, generation_device(cfg.rollout.device)))
+                               cfg.model.generation_dtype, cfg.rollout.device))
     # One expert for the whole run (its budget covers the run); built before any training, so
     # that a missing API key fails at start-up.
     needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0

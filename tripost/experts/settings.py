@@ -13,7 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
-from tripost.config import ConfigError, VerifierConfig, typed_node
+from tripost.config import ConfigError, VerifierConfig, settings_of, typed_node
 from tripost.experts.prompts import COMPLETION_STOP
 
 
@@ -26,8 +26,7 @@ def verifier_config(cfg: Any) -> DictConfig:
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or "?"
         raise ConfigError(f"config key 'verifier.{key}': {str(e).splitlines()[0]}") from None
-    settings = {k: v for k, v in dict(cfg).items() if k != "_target_"}  # the class, not a setting
-    return typed_node(VerifierConfig, settings, "verifier.")
+    return typed_node(VerifierConfig, settings_of(cfg), "verifier.")
 
 
 def _outside_a_run(cfg: DictConfig) -> DictConfig:

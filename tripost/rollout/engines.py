@@ -17,10 +17,10 @@ Engine = Callable[..., Policy]  # (model_dir, *, batch_size, dtype, device, log_
 
 
 def generation_device(device: str) -> str:
-    """``rollout.device``: auto is the GPU when one is visible, else the CPU."""
-    import torch
+    """``rollout.device``: auto is the GPU when one is visible, else the CPU; others as given."""
+    from tripost.hardware import device_of
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    return device_of(device) if device == "auto" else device
 
 
 def open_engine(engine: Engine, model_dir: str | Path, *, batch_size: int, dtype: str, device: str,
