@@ -24,7 +24,8 @@ import torch
 from tripost.hardware import fast_bf16
 from tripost.models.tiny import build_tiny_model, train_tokenizer
 from tripost.tasks import get_task
-from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExample, collate
+from tripost.training.data import EncodedDataset, TrainExample, collate
+from tripost.training.sharding import LengthGroupedSampler
 from tripost.training.loss import IGNORE, weighted_token_loss
 
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from tripost.training.data import LengthGroupedSampler, TrainExample, collate, encode_example
+from tripost.training.data import TrainExample, collate, encode_example
+from tripost.training.sharding import LengthGroupedSampler, StepBatchSampler
 from tripost.training.loss import IGNORE, weighted_token_loss
 from tripost.training.module import warmup_linear_decay
 
@@ -86,3 +87,20 @@ def test_warmup_then_linear_decay():
     assert warmup_linear_decay(20, 100, 20) == pytest.approx(1.0)
     assert warmup_linear_decay(60, 100, 20) == pytest.approx(0.5)
     assert warmup_linear_decay(100, 100, 20) == 0.0
+
+
+@pytest.mark.parametrize("world_size,accumulate", [(1, 1), (2, 1), (2, 3), (3, 2)])
+def test_step_batches_deal_every_example_once_with_the_global_denominator(world_size, accumulate):
+    lengths = [((i * 37) % 101) + 1 for i in range(53)]
+    units = [float(n - 1) for n in lengths]
+    ranks = [list(StepBatchSampler(lengths, units, 4, seed=0, world_size=world_size, rank=r, accumulate=accumulate))
+             for r in range(world_size)]
+    assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) == len(StepBatchSampler(
+        lengths, units, 4, seed=0, world_size=world_size, accumulate=accumulate))  # every rank runs the same batches
+    assert len(ranks[0]) % accumulate == 0  # whole optimizer steps only
+    real = sorted(s.index for r in ranks for b in r for s in b if not s.padding)
+    assert real == list(range(53))  # each example once per epoch, over all ranks
+    for k in range(0, len(ranks[0]), accumulate):  # one step: its batches on every rank
+        step = [s for r in ranks for b in r[k : k + accumulate] for s in b]
+        assert {s.step_denominator for s in step} == {sum(units[s.index] for s in step if not s.padding)}
+        assert [b[0].step_end for b in ranks[0][k : k + accumulate]] == [False] * (accumulate - 1) + [True]

@@ -8,13 +8,13 @@ so the weighted span starts at the exact token holding that character.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from tripost.training.loss import IGNORE
+from tripost.training.sharding import Slot
 
 FEEDBACK_MARK = "\nFeedback:"
 
@@ -66,8 +66,21 @@ class EncodedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict[str, list]:
-        return self.items[i]
+    def __getitem__(self, key):
+        """An item by index, or by a ``Slot`` of ``StepBatchSampler`` (with its step's facts)."""
+        if isinstance(key, Slot):
+            return {**self.items[key.index], "step_denominator": key.step_denominator, "step_end": key.step_end,
+                    "padding": key.padding}
+        return self.items[key]
+
+    def loss_units(self, normalize: str) -> list[float]:
+        """What each item adds to the loss's denominator: its loss tokens (``tokens``, the
+        paper's) or their summed weights (``weights``). Token 0 predicts nothing (labels shift)."""
+        units = []
+        for x in self.items:
+            pairs = [(lab, w) for lab, w in zip(x["labels"][1:], x["weights"][1:]) if lab != IGNORE]
+            units.append(float(len(pairs)) if normalize == "tokens" else float(sum(w for _, w in pairs)))
+        return units
 
     def lengths(self) -> list[int]:
         return [len(x["input_ids"]) for x in self.items]
@@ -76,39 +89,10 @@ class EncodedDataset(Dataset):
         return sum(self.lengths())
 
 
-class LengthGroupedSampler(Sampler[int]):
-    """Shuffled indices in which each run of ``batch_size`` has similar lengths.
-
-    Shuffle, cut into mega-batches of ``batch_size * group_batches``, sort each by length,
-    cut into batches and shuffle the batches: padding stays small and order stays random.
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_batches: int = 50):
-        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group_batches
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self):
-        rng = random.Random(self.seed + self.epoch)
-        self.epoch += 1
-        idx = list(range(len(self.lengths)))
-        rng.shuffle(idx)
-        mega = self.batch_size * self.group
-        batches = []
-        for i in range(0, len(idx), mega):
-            chunk = sorted(idx[i : i + mega], key=lambda j: self.lengths[j], reverse=True)
-            batches += [chunk[k : k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
-        rng.shuffle(batches)
-        return iter([j for b in batches for j in b])
-
-
-def collate(batch: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest sequence of the batch (dynamic padding)."""
+def collate(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest sequence of the batch (dynamic padding). Items from
+    ``StepBatchSampler`` also carry their optimizer step's loss denominator and whether the
+    batch ends that step; a padding item has no loss."""
     n = max(len(x["input_ids"]) for x in batch)
     out = {
         "input_ids": torch.full((len(batch), n), pad_id, dtype=torch.long),
@@ -120,6 +104,11 @@ def collate(batch: list[dict[str, list]], pad_id: int) -> dict[str, torch.Tensor
         k = len(x["input_ids"])
         out["input_ids"][i, :k] = torch.tensor(x["input_ids"])
         out["attention_mask"][i, :k] = 1
-        out["labels"][i, :k] = torch.tensor(x["labels"])
-        out["weights"][i, :k] = torch.tensor(x["weights"])
+        if not x.get("padding", False):
+            out["labels"][i, :k] = torch.tensor(x["labels"])
+            out["weights"][i, :k] = torch.tensor(x["weights"])
+    if "step_denominator" in batch[0]:
+        out["step_denominator"] = torch.tensor(float(batch[0]["step_denominator"]))
+        out["step_end"] = torch.tensor(bool(batch[0]["step_end"]))
+        out["real_rows"] = torch.tensor(sum(not x["padding"] for x in batch))
     return out

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from tripost.hardware import resolve_precision
-from tripost.training.data import EncodedDataset, LengthGroupedSampler, TrainExample, collate
+from tripost.training.data import EncodedDataset, TrainExample, collate
+from tripost.training.sharding import StepBatchSampler
 from tripost.training.module import CausalLMModule
 
 
@@ -76,19 +77,21 @@ def fine_tune(
 ) -> dict[str, Any]:
     """Train ``model`` on ``examples`` and save it in HF format to ``out_dir``.
 
-    Returns statistics (tokens, time, tokens/s) and the process's ``global_rank``: with
-    several devices every process runs this, and only rank 0 goes on after training.
+    Returns statistics (tokens summed over ranks, time, tokens/s, the loss of every optimizer
+    step) and the process's ``global_rank``: with several devices every process runs this.
     """
     dataset = EncodedDataset(
         examples, tokenizer, max_length=sft.max_length, mask_prompt=sft.mask_prompt, section_weight=section_weight
     )
-    loader = DataLoader(
-        dataset,
-        batch_size=sft.batch_size,
-        sampler=LengthGroupedSampler(dataset.lengths(), sft.batch_size, seed=seed),
-        collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
-        num_workers=sft.num_workers,
-    )
+    units = dataset.loss_units(sft.loss_normalize)
+    accumulate = int(trainer_cfg.get("accumulate_grad_batches", 1) or 1)
+
+    def loader(world_size: int, rank: int) -> DataLoader:
+        sampler = StepBatchSampler(dataset.lengths(), units, sft.batch_size, seed, world_size=world_size, rank=rank,
+                                   accumulate=accumulate)
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=partial(collate, pad_id=tokenizer.pad_token_id),
+                          num_workers=sft.num_workers)
+
     trainer_kwargs, optimizer, scheduler = trainer_settings(trainer_cfg)
     module = CausalLMModule(
         model,
@@ -98,6 +101,7 @@ def fine_tune(
         loss_normalize=sft.loss_normalize,
         optimizer=optimizer,
         scheduler=scheduler,
+        loader=loader,
     )
     trainer = instantiate(
         trainer_kwargs,
@@ -105,23 +109,27 @@ def fine_tune(
         logger=loggers or False,
         callbacks=build_callbacks(callbacks_cfg, with_logger=bool(loggers)),
         default_root_dir=str(out_dir),
+        use_distributed_sampler=False,  # StepBatchSampler shards the batches itself
         _convert_="all",
     )
     start = time.perf_counter()
-    trainer.fit(module, loader)
+    trainer.fit(module)
     seconds = time.perf_counter() - start
     model.eval()
     save_trained(model, tokenizer, out_dir, trainer)
-    loss = trainer.callback_metrics.get("train/loss")
+    tokens = int(trainer.strategy.reduce(torch.tensor(float(module.tokens_seen)), reduce_op="sum"))
+    curve = module.loss_curve
     return {
         "global_rank": trainer.global_rank,
         "examples": len(dataset),
         "epochs": sft.epochs,
         "steps": trainer.global_step,
         "tokens_per_epoch": dataset.num_tokens(),
-        "tokens_trained": module.tokens_seen,
+        "tokens_trained": tokens,  # over all ranks, padding excluded
         "seconds": round(seconds, 1),
-        "tokens_per_s": round(module.tokens_seen / max(seconds, 1e-9)),
-        "final_loss": None if loss is None else round(float(loss), 4),
+        "tokens_per_s": round(tokens / max(seconds, 1e-9)),
+        "final_loss": round(curve[-1], 4) if curve else None,
+        "world_size": trainer.world_size,
         "precision": trainer_kwargs["precision"],
+        "loss_curve": [round(x, 6) for x in curve],  # per optimizer step: the step's per-token mean over all ranks
     }

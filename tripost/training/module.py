@@ -8,7 +8,7 @@ from typing import Callable
 import pytorch_lightning as pl
 import torch
 
-from tripost.training.loss import weighted_token_loss
+from tripost.training.loss import weighted_token_sum
 
 
 def warmup_linear_decay(step: int, total: int, warmup: int) -> float:
@@ -33,6 +33,7 @@ class CausalLMModule(pl.LightningModule):
         loss_normalize: str = "tokens",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        loader: Callable[[int, int], "torch.utils.data.DataLoader"] | None = None,
     ):
         super().__init__()
         self.model = model
@@ -43,18 +44,41 @@ class CausalLMModule(pl.LightningModule):
         self.make_optimizer = optimizer or partial(torch.optim.AdamW, betas=(0.9, 0.999))
         # The schedule (trainer.scheduler, a _partial_ node); it gets the optimizer and step counts here.
         self.make_scheduler = scheduler or warmup_linear_decay_schedule
-        self.tokens_seen = 0
+        # (world_size, rank) -> this rank's DataLoader; built once the strategy knows the ranks
+        self.make_loader = loader
+        self.tokens_seen = 0  # this rank's, padding excluded; fine_tune sums them over ranks
+        self.loss_curve: list[float] = []  # the loss of every optimizer step, over all ranks
+        self._step_loss = 0.0
 
     def forward(self, input_ids, attention_mask):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
 
+    def train_dataloader(self):
+        return self.make_loader(self.trainer.world_size, self.trainer.global_rank)
+
+    def grad_scale(self) -> int:
+        """What undoes the strategy's averaging: data parallelism averages gradients over the
+        ranks, Lightning divides each micro-batch's loss by the accumulation count, and DeepSpeed,
+        which accumulates itself, divides by it once more."""
+        accumulate = self.trainer.accumulate_grad_batches
+        twice = getattr(self.trainer.strategy, "handles_gradient_accumulation", False)
+        return self.trainer.world_size * accumulate * (accumulate if twice else 1)
+
     def training_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"])
-        loss = weighted_token_loss(logits, batch["labels"], batch["weights"], self.loss_normalize)
-        self.tokens_seen += int(batch["attention_mask"].sum())
-        self.log("train/loss", loss, prog_bar=True, on_step=True, batch_size=batch["input_ids"].size(0))
-        self.log("train/tokens", float(self.tokens_seen), on_step=True, batch_size=batch["input_ids"].size(0))
-        return loss
+        total, _, _ = weighted_token_sum(logits, batch["labels"], batch["weights"])
+        # this rank's share of the step's per-token mean (training/sharding.py)
+        share = total / batch["step_denominator"].clamp(min=1e-8)
+        real = batch["attention_mask"][: int(batch["real_rows"])] if "real_rows" in batch else batch["attention_mask"]
+        self.tokens_seen += int(real.sum())
+        self._step_loss = self._step_loss + share.detach()
+        if bool(batch["step_end"]):
+            step_loss = float(self.trainer.strategy.reduce(torch.as_tensor(self._step_loss, device=share.device),
+                                                           reduce_op="sum"))
+            self.loss_curve.append(step_loss)
+            self._step_loss = 0.0
+            self.log("train/loss", step_loss, prog_bar=True, on_step=True, batch_size=batch["input_ids"].size(0))
+        return share * self.grad_scale()
 
     def configure_optimizers(self):
         decay, no_decay = [], []
