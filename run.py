@@ -41,6 +41,14 @@ def main(cfg: DictConfig) -> float | None:
     choices = {g: c for g, c in hydra_cfg.runtime.choices.items() if not g.startswith("hydra")}
     out_dir = hydra_cfg.runtime.output_dir
     results = None
+    launch = cli.launched_rank()
+    if launch is not None:  # a rank torchrun/srun started besides the driver: it serves the driver's stages
+        from tripost.cluster.launch import serve
+
+        code = serve(launch)
+        if in_sweep:  # a SLURM job of a sweep: the driver (task 0) reports the job
+            return None
+        sys.exit(code)
     try:
         cli.lock_run_dir(out_dir)  # one live process per run dir
         cfg = resume_config(cfg, overrides=list(hydra_cfg.overrides.task), choices=choices)

@@ -57,7 +57,7 @@ def test_every_training_stage_runs_on_two_devices(tmp_path, name):
                            f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in ("ft_rationale", "ft_si_demo"):
-        worker_log = (tmp_path / stage / "worker" / "worker.log").read_text()
+        worker_log = "".join(p.read_text() for p in (tmp_path / stage / "worker").glob("worker_rank*.log"))
         assert "MEMBER: 1/2" in worker_log and "MEMBER: 2/2" in worker_log  # two ranks trained this stage
         assert json.loads((tmp_path / stage / "train_stats.json").read_text())["steps"] > 0
         assert (tmp_path / stage / "model" / "config.json").is_file()

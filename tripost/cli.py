@@ -59,6 +59,14 @@ def lock_run_dir(run_dir: str | Path) -> None:
     _LOCKS.append(handle)
 
 
+def launched_rank():
+    """This process's ``Launch`` when torchrun/srun started it as a rank other than 0, else None."""
+    from tripost.cluster.launch import Launch
+
+    launch = Launch.from_env()
+    return launch if launch is not None and not launch.is_driver else None
+
+
 def resume_command(out_dir: str, choices: dict[str, Any], *extra: str) -> str:
     """The command that resumes the run in ``out_dir``: the run's own verifier group (as the run
     first chose it, run_choices.yaml) when a key of it is set (e.g. ``verifier=openai

@@ -27,6 +27,27 @@ if not OmegaConf.has_resolver("pid"):  # ${pid:}: two runs started in the same s
     OmegaConf.register_new_resolver("pid", lambda: os.getpid(), use_cache=True)
 
 
+def run_stamp() -> str:
+    """Resolver ``${run_stamp:}``, a new run dir's name: start time and pid. The ranks torchrun
+    starts on a node share one (the time and pid of torchrun's agent, their parent), and the
+    ranks of one srun step share the job and step ids, so they all find the driver's dir."""
+    import time
+
+    env = os.environ
+    if "TORCHELASTIC_RUN_ID" in env:
+        import psutil
+
+        agent = psutil.Process(os.getppid())
+        return time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(agent.create_time())) + f"_{agent.pid}"
+    if "SLURM_STEP_ID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return time.strftime("%Y-%m-%d") + f"_slurm{env.get('SLURM_JOB_ID', '0')}.{env['SLURM_STEP_ID']}"
+    return time.strftime("%Y-%m-%d_%H-%M-%S") + f"_{os.getpid()}"
+
+
+if not OmegaConf.has_resolver("run_stamp"):
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, use_cache=True)
+
+
 class ConfigError(ValueError):
     """A config that does not fit the schema; the message is one line naming the key."""
 
@@ -131,6 +152,7 @@ class BaselinesConfig:
 class RolloutConfig:
     engine: dict[str, Any] = MISSING  # _target_: an engine (tripost.rollout.engines), partial
     device: str = MISSING
+    workers: str = MISSING  # a count, or auto
 
 
 @dataclass
@@ -153,6 +175,7 @@ class RunConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     trainer: dict[str, Any] = MISSING
+    cluster: dict[str, Any] = MISSING  # _target_: a Cluster (tripost.cluster)
     callbacks: Optional[dict[str, Any]] = MISSING
     logger: Optional[dict[str, Any]] = MISSING
     paths: dict[str, Any] = MISSING
@@ -325,7 +348,7 @@ def validate(cfg: DictConfig) -> DictConfig:
     missing one."""
     plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
     typed = typed_node(RunConfig, plain)
-    for node in ("model", "verifier", "rollout.engine"):
+    for node in ("model", "verifier", "rollout.engine", "cluster"):
         if "_target_" not in OmegaConf.select(typed, node):
             raise ConfigError(f"config key '{node}._target_': required (the class that builds the {node})")
     schema = VERIFIER_SCHEMAS.get(typed.verifier._target_)
@@ -340,6 +363,7 @@ def validate(cfg: DictConfig) -> DictConfig:
         if value is not _ABSENT and value not in allowed:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
     _check_ranges(typed)
+    _check_generation_workers(typed)
     for key in ("task.train.path", "task.test.path"):
         source = OmegaConf.select(typed, key.replace("path", "source"))
         if source == "file" and not OmegaConf.select(typed, key):
@@ -348,6 +372,15 @@ def validate(cfg: DictConfig) -> DictConfig:
 
 
 _ABSENT = object()
+
+
+def _check_generation_workers(typed: DictConfig) -> None:
+    workers = typed.rollout.workers
+    if workers != "auto" and not (workers.isdigit() and int(workers) >= 1):
+        raise ConfigError(f"config key 'rollout.workers': {workers!r} is not a count >= 1 or auto")
+    if workers not in ("auto", "1") and typed.rollout.engine._target_.endswith("ServedPolicy.serve"):
+        raise ConfigError("config key 'rollout.workers': the served engine (rollout=vllm) places its own workers; "
+                          "set rollout.engine.data_parallel_size instead")
 
 
 def resume_config(cfg: DictConfig, overrides: list[str] | None = None,

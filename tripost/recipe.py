@@ -7,12 +7,14 @@ a killed run after its last finished stage.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Iterator
 
 from omegaconf import DictConfig
 
 from tripost import questions, stages
+from tripost.cluster import Cluster
 from tripost.config import build
 from tripost.hardware import describe as describe_hardware
 from tripost.results import Results
@@ -52,8 +54,8 @@ def run(cfg: DictConfig) -> Results:
     tokenizer_texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train] + [t.text for t in texts]
     start_dir = model.start_checkpoint(run_dir, tokenizer_texts, cfg.seed)
 
-    with trackers(cfg) as loggers, (expert or nullcontext()):
-        run = stages.Run(cfg, task, train, test, run_dir, results, loggers)
+    with trackers(cfg) as loggers, (expert or nullcontext()), placed(cfg) as cluster:
+        run = stages.Run(cfg, task, train, test, run_dir, results, loggers, cluster)
         if cfg.baselines.prompting.enabled:
             stages.prompting(run, start_dir)
         ft_model = stages.ft_rationale(run, start_dir, texts)
@@ -63,6 +65,19 @@ def run(cfg: DictConfig) -> Results:
             stages.lmsi(run, ft_model)
         stages.tripost_iterations(run, expert, ft_model)
     return results
+
+
+@contextmanager
+def placed(cfg: DictConfig) -> Iterator[Cluster]:
+    """The run's cluster (``cluster`` group), closed when the run ends: served ranks learn the
+    driver's exit code (0, or 1 when the run failed)."""
+    cluster = build(cfg.cluster, "cluster")
+    code = 1
+    try:
+        yield cluster
+        code = 0
+    finally:
+        cluster.close(code)
 
 
 def dry_run(cfg: DictConfig, task, train, run_dir: Path) -> None:

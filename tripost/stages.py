@@ -25,7 +25,7 @@ from tripost.io import atomic_dir, read_jsonl, write_json, write_jsonl
 from tripost.questions import rationale_training_set, window_of
 from tripost.results import Results
 from tripost.rollout import Policy, Sampling
-from tripost.rollout.engines import generation_device, open_engine
+from tripost.rollout.engines import generation_device, generation_workers, open_engine
 from tripost.rollout.lazy import LazyPolicy
 from tripost.stage import once, once_rows
 from tripost.tasks import Example, Task
@@ -46,6 +46,7 @@ class Run:
     dir: Path
     results: Results
     loggers: list
+    cluster: Any = None  # where worker groups and generation shards run (tripost/cluster); None = this process
 
     @contextmanager
     def generation(self, model_dir: str | Path, phase_dir: Path) -> Iterator[Policy]:
@@ -57,11 +58,23 @@ class Run:
 
         def open_policy() -> Policy:
             from hydra.utils import instantiate
+            from omegaconf import OmegaConf
 
             device = generation_device(cfg.rollout.device)
+            dtype = resolve_dtype(cfg.model.generation_dtype, device)
+            workers = generation_workers(cfg.rollout.workers, device)
+            if workers > 1:  # one engine per device, each taking whole batches (tripost/rollout/sharded.py)
+                from tripost.cluster.local import LocalCluster
+                from tripost.rollout.sharded import ShardedPolicy
+
+                engine = OmegaConf.to_container(cfg.rollout.engine, resolve=True)
+                cluster = self.cluster or LocalCluster()
+                shards = cluster.shards(workers, engine, str(model_dir), batch_size=cfg.eval.batch_size, dtype=dtype,
+                                        device=device)
+                return ShardedPolicy(shards, cfg.eval.batch_size)
             return open_engine(instantiate(cfg.rollout.engine, _convert_="all"), model_dir,
-                               batch_size=cfg.eval.batch_size, dtype=resolve_dtype(cfg.model.generation_dtype, device),
-                               device=device, log_path=phase_dir / "generation_server.log")
+                               batch_size=cfg.eval.batch_size, dtype=dtype, device=device,
+                               log_path=phase_dir / "generation_server.log")
 
         policy = LazyPolicy(open_policy)
         try:
@@ -79,11 +92,13 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
     from tripost.training.worker import is_multi_device, run_in_worker_group
 
     def in_worker_group() -> dict[str, Any]:
+        from tripost.cluster.local import LocalCluster
+
         with atomic_dir(out_dir / "model") as tmp:
-            stats = run_in_worker_group(start_dir=start_dir, examples=examples, train_cfg=train_cfg,
+            stats = run_in_worker_group(cluster=run.cluster or LocalCluster(), start_dir=start_dir, examples=examples, train_cfg=train_cfg,
                                         trainer_cfg=run.cfg.trainer, callbacks_cfg=run.cfg.callbacks, seed=seed,
                                         out_dir=tmp, section_weight=section_weight, spec_dir=out_dir / "worker")
-        log.info("trained %s on %s devices: %s", out_dir.name, run.cfg.trainer.get("devices"), stats)
+        log.info("trained %s on %d processes: %s", out_dir.name, stats.get("world_size", 0), stats)
         return stats
 
     def work() -> dict[str, Any]:
@@ -91,7 +106,7 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
 
         from tripost.training.fit import fine_tune, load_for_training
 
-        if is_multi_device(run.cfg.trainer):
+        if is_multi_device(run.cfg.trainer, run.cluster):
             return in_worker_group()
         pl.seed_everything(seed, workers=True, verbose=False)
         model, tokenizer = load_for_training(start_dir)

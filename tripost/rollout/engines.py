@@ -28,3 +28,12 @@ def open_engine(engine: Engine, model_dir: str | Path, *, batch_size: int, dtype
     """The engine on the checkpoint ``model_dir``, generating in batches of ``batch_size``, in
     ``dtype`` on ``device`` (in-process engines); a server engine writes its output to ``log_path``."""
     return engine(model_dir, batch_size=batch_size, dtype=dtype, device=device, log_path=log_path)
+
+
+def generation_workers(workers: int | str, device: str) -> int:
+    """``rollout.workers``: auto is one engine per visible GPU when generating on a GPU, else one."""
+    if str(workers) != "auto":
+        return int(workers)
+    import torch
+
+    return max(1, torch.cuda.device_count()) if device.startswith("cuda") else 1

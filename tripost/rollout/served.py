@@ -30,7 +30,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from tripost.rollout.policy import Completion, Policy, Sampling
 from tripost.rollout.stops import NEW_QUESTION, StopRule, after_final_response, cut, should_stop, stop_rules
@@ -50,11 +50,13 @@ def free_port() -> int:
 
 class ServerProcess:
     """A generation server for one checkpoint, started by ``command`` (a list; ``{model}``,
-    ``{port}`` and ``{python}`` are filled in), waited for, and stopped on exit."""
+    ``{port}``, ``{python}`` and the ``settings`` named in it are filled in), waited for, and
+    stopped on exit."""
 
-    def __init__(self, command: list[str], model_dir: str | Path, log_path: str | Path, startup_timeout_s: float = 900):
+    def __init__(self, command: list[str], model_dir: str | Path, log_path: str | Path, startup_timeout_s: float = 900,
+                 settings: dict[str, Any] | None = None):
         self.port = free_port()
-        fill = {"model": str(model_dir), "port": str(self.port), "python": sys.executable}
+        fill = {**(settings or {}), "model": str(model_dir), "port": str(self.port), "python": sys.executable}
         self.command = [str(part).format(**fill) for part in command]
         self.log_path, self.startup_timeout_s = Path(log_path), startup_timeout_s
         self.url = f"http://127.0.0.1:{self.port}/v1"
@@ -129,10 +131,13 @@ class ServedPolicy(Policy):
 
     @classmethod
     def serve(cls, model_dir: str | Path, *, command: list[str], log_path: str | Path, startup_timeout_s: float,
-              concurrency: int, batch_size: int = 64, dtype: str | None = None, device: str | None = None) -> ServedPolicy:
+              concurrency: int, batch_size: int = 64, dtype: str | None = None, device: str | None = None,
+              tensor_parallel_size: int = 1, data_parallel_size: int = 1) -> ServedPolicy:
         """Start a server of ``model_dir`` (see ``ServerProcess``) and a client that owns it. The
-        server sets its own dtype and device (its ``command``): ``dtype`` and ``device`` are unused."""
-        server = ServerProcess(command, model_dir, log_path, startup_timeout_s).__enter__()
+        server sets its own dtype and devices (its ``command``, where ``{tensor_parallel_size}`` and
+        ``{data_parallel_size}`` are filled in): ``dtype`` and ``device`` are unused."""
+        settings = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size}
+        server = ServerProcess(command, model_dir, log_path, startup_timeout_s, settings).__enter__()
         try:
             return cls(server.url, batch_size=batch_size, concurrency=concurrency, server=server)
         except BaseException:
