@@ -77,3 +77,15 @@ def test_vllm_engine_serves_the_checkpoint(tokenizer, tmp_path):
         policy.close()
     assert len(out) == 64 and all(isinstance(c.text, str) for c in out)
     assert server.process.poll() is not None  # exited: its GPU memory is free for training
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+@pytest.mark.parametrize("trainer", ["ddp", "deepspeed_zero2"])
+def test_two_gpu_run_trains_and_generates_on_both(tmp_path, trainer):
+    """Every training stage on 2 GPUs (NCCL) and generation on 2 engines, one per GPU."""
+    run_cli("debug=fast", f"trainer={trainer}", "trainer.devices=2", "trainer.accumulate_grad_batches=1",
+            "baselines.ft_si_demo=true", "rollout.workers=2", f"hydra.run.dir={tmp_path}")
+    for stage in ("ft_rationale", "ft_si_demo"):
+        stats = json.loads((tmp_path / stage / "train_stats.json").read_text())
+        assert stats["world_size"] == 2 and stats["steps"] > 0
+    check_run_dir(tmp_path, "ft_rationale", "word_sort", 42)

@@ -62,6 +62,17 @@ def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
     strategy.barrier("save_trained")
 
 
+def examples_digest(examples: list[TrainExample]) -> str:
+    """A fingerprint of the training examples (texts, prompt offsets, kinds, EOS): two stages
+    with the same one trained on the same data."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for e in examples:
+        digest.update(f"{e.prompt_chars}\t{e.kind}\t{e.eos}\t{e.text}\0".encode())
+    return digest.hexdigest()
+
+
 def fine_tune(
     model: torch.nn.Module,
     tokenizer,
@@ -122,6 +133,7 @@ def fine_tune(
     return {
         "global_rank": trainer.global_rank,
         "examples": len(dataset),
+        "examples_sha1": examples_digest(examples),
         "epochs": sft.epochs,
         "steps": trainer.global_step,
         "tokens_per_epoch": dataset.num_tokens(),
