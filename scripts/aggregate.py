@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 METRICS = ("seen", "unseen", "total", "first_attempt", "si_frequency", "si_contribution", "wrong_to_right",
-           "right_to_wrong", "train_examples")
+           "right_to_wrong", "detect_precision", "detect_recall", "fix_rate", "train_examples")
 
 
 def find_results(dirs: list[Path]) -> list[dict]:

@@ -78,6 +78,7 @@ class TrainData(DataSource):
 @dataclass
 class TestData(DataSource):
     per_cell: int = MISSING
+    dev_seed_offset: int = MISSING
 
 
 @dataclass
@@ -157,6 +158,7 @@ class RolloutConfig:
 
 @dataclass
 class EvalConfig:
+    set: str = MISSING
     batch_size: int = MISSING
     max_new_tokens: int = MISSING
     max_continuations: int = MISSING
@@ -261,6 +263,7 @@ CHOICES = {
     "verifier.api": ("chat", "completions"),
     "verifier.cache.mode": ("readwrite", "readonly", "off"),
     "rollout.device": ("auto", "cpu", "cuda"),
+    "eval.set": ("test", "dev"),
 }
 
 

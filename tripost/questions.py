@@ -52,11 +52,17 @@ def train_examples(cfg: DictConfig, task: Task, reports: dict[str, Any]) -> tupl
 def test_examples(cfg: DictConfig, task: Task, train: list[Example], reports: dict[str, Any]) -> list[Example]:
     tc = cfg.task.test
     if tc.source == "file":
+        if cfg.eval.set == "dev":
+            from tripost.config import ConfigError
+
+            raise ConfigError("config key 'eval.set': dev draws generated questions; with a test file, point "
+                              "task.test.path at your dev file instead")
         return _from_file(cfg, task, tc, reports, "test").examples
     cells = _cells(task, tc.cells, task.cells())
     train_questions = {e.question for e in train}
+    offset = tc.dev_seed_offset if cfg.eval.set == "dev" else tc.seed_offset
     # Draw extra questions so that dropping those seen in training still leaves per_cell each.
-    pool = task.generate(cells, 2 * tc.per_cell, seed=cfg.seed + tc.seed_offset)
+    pool = task.generate(cells, 2 * tc.per_cell, seed=cfg.seed + offset)
     out, count = [], {c.name: 0 for c in cells}
     for e in pool:
         if e.question not in train_questions and count[e.cell] < tc.per_cell:

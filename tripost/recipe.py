@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> Results:
     task = build_task(cfg.task)
     model = build(cfg.model, "model")  # a model source: tiny, pretrained or gold
     train, test, texts, reports = questions.prepare(cfg, task, run_dir)
-    results = Results(run_dir, task.name, cfg.seed, data=reports)
+    results = Results(run_dir, task.name, cfg.seed, data=reports, eval_set=cfg.eval.set)
     log.info("data: %d training and %d test questions", len(train), len(test))
 
     if model.reference:
@@ -53,6 +53,10 @@ def run(cfg: DictConfig) -> Results:
     expert = build_expert(cfg.verifier, task, seed=cfg.seed) if needs_expert else None
     tokenizer_texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train] + [t.text for t in texts]
     start_dir = model.start_checkpoint(run_dir, tokenizer_texts, cfg.seed)
+    if model.chat_template:  # the policy's prompts through its chat template; the expert keeps the plain task
+        from tripost.models.chat import with_chat_template
+
+        task = with_chat_template(task, start_dir)
 
     with trackers(cfg) as loggers, (expert or nullcontext()), placed(cfg) as cluster:
         run = stages.Run(cfg, task, train, test, run_dir, results, loggers, cluster)

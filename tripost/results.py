@@ -41,9 +41,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 class Results:
     """Rows of one run, persisted after every change so nothing finished is lost."""
 
-    def __init__(self, run_dir: str | Path, task: str, seed: int, data: dict[str, Any] | None = None):
+    def __init__(self, run_dir: str | Path, task: str, seed: int, data: dict[str, Any] | None = None,
+                 eval_set: str = "test"):
         self.dir = Path(run_dir)
-        self.task, self.seed = task, seed
+        self.task, self.seed, self.eval_set = task, seed, eval_set
         self.rows: list[dict[str, Any]] = []
         self.data: dict[str, Any] = {}  # what loading data files skipped and why (data.LoadReport per file)
         if (self.dir / "results.json").is_file():
@@ -58,11 +59,12 @@ class Results:
         return row
 
     def save(self) -> None:
-        saved = {"task": self.task, "seed": self.seed, "rows": self.rows}
+        saved = {"task": self.task, "seed": self.seed, "eval_set": self.eval_set, "rows": self.rows}
         if self.data:
             saved["data"] = self.data
         write_json(self.dir / "results.json", saved)
-        title = f"# Results: task {self.task}, seed {self.seed}\n\nAccuracy in percent.\n\n"
+        on = "" if self.eval_set == "test" else f", on the {self.eval_set} set"
+        title = f"# Results: task {self.task}, seed {self.seed}{on}\n\nAccuracy in percent.\n\n"
         atomic_write_text(self.dir / "results.md", title + markdown_table(self.rows))
 
     def table(self) -> str:

@@ -84,6 +84,19 @@ class Run:
 
 
 # ---------------------------------------------------------------------------- building blocks
+def adapter_settings(cfg: DictConfig) -> dict[str, Any]:
+    """What a training stage trains: the whole model, or a LoRA/QLoRA adapter (model.adapter, model.lora)."""
+    from omegaconf import OmegaConf
+
+    adapter = cfg.model.get("adapter", "none")
+    lora = cfg.model.get("lora")
+    return {"adapter": adapter, "lora": OmegaConf.to_container(lora, resolve=True) if lora is not None else None}
+
+
+def save_merged(cfg: DictConfig) -> bool:
+    return cfg.model.get("adapter", "none") != "none" and bool(cfg.model.lora.get("save_merged", False))
+
+
 def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_cfg, out_dir: Path, seed: int,
           section_weight: float = 1.0) -> dict[str, Any]:
     """Fine-tune the model in ``start_dir`` into ``out_dir/model`` (once; statistics in
@@ -95,7 +108,9 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
         from tripost.cluster.local import LocalCluster
 
         with atomic_dir(out_dir / "model") as tmp:
-            stats = run_in_worker_group(cluster=run.cluster or LocalCluster(), start_dir=start_dir, examples=examples, train_cfg=train_cfg,
+            stats = run_in_worker_group(cluster=run.cluster or LocalCluster(), start_dir=start_dir, examples=examples,
+                                        model=adapter_settings(run.cfg), save_merged=save_merged(run.cfg),
+                                        train_cfg=train_cfg,
                                         trainer_cfg=run.cfg.trainer, callbacks_cfg=run.cfg.callbacks, seed=seed,
                                         out_dir=tmp, section_weight=section_weight, spec_dir=out_dir / "worker")
         log.info("trained %s on %d processes: %s", out_dir.name, stats.get("world_size", 0), stats)
@@ -109,11 +124,11 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
         if is_multi_device(run.cfg.trainer, run.cluster):
             return in_worker_group()
         pl.seed_everything(seed, workers=True, verbose=False)
-        model, tokenizer = load_for_training(start_dir)
+        model, tokenizer = load_for_training(start_dir, **adapter_settings(run.cfg))
         with atomic_dir(out_dir / "model") as tmp:
             stats = fine_tune(model, tokenizer, examples, sft=train_cfg, trainer_cfg=run.cfg.trainer,
                               callbacks_cfg=run.cfg.callbacks, loggers=run.loggers, seed=seed, out_dir=tmp,
-                              section_weight=section_weight)
+                              section_weight=section_weight, save_merged=save_merged(run.cfg))
         del model  # the trained weights are saved; free the accelerator for the next generation phase
         log.info("trained %s: %s", out_dir.name, stats)
         return stats
@@ -122,7 +137,9 @@ def train(run: Run, start_dir: str | Path, examples: list[TrainExample], train_c
 
 
 def evaluate(run: Run, policy: Policy, out_dir: Path) -> dict[str, Any]:
-    """Self-improvement inference on the test questions (once; eval.json, predictions.jsonl)."""
+    """Self-improvement inference on the test questions (once; eval.json, predictions.jsonl), with
+    the diagnosis of the model's own feedback and updates (tripost/diagnosis.py)."""
+    from tripost.diagnosis import HEADLINE, diagnose
     from tripost.inference import prediction_records, self_improve, si_metrics
 
     def work() -> dict[str, Any]:
@@ -132,7 +149,9 @@ def evaluate(run: Run, policy: Policy, out_dir: Path) -> dict[str, Any]:
             outputs = self_improve(policy, run.task, [e.question for e in run.test], sampling,
                                    run.cfg.eval.max_continuations, progress=bar.update)
         write_jsonl(out_dir / "predictions.jsonl", prediction_records(run.task, run.test, outputs))
-        return {"metrics": si_metrics(run.task, run.test, outputs), "seconds": round(time.perf_counter() - start, 1)}
+        diagnosis = diagnose(run.task, run.test, outputs)
+        metrics = {**si_metrics(run.task, run.test, outputs), **{k: diagnosis[k] for k in HEADLINE}}
+        return {"metrics": metrics, "diagnosis": diagnosis, "seconds": round(time.perf_counter() - start, 1)}
 
     return once(out_dir / "eval.json", work)["metrics"]
 

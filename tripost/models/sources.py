@@ -23,16 +23,21 @@ class ModelSource:
 
     reference = False  # True: no model; the gold policy answers (model=gold)
 
-    def __init__(self, generation_dtype: str):
+    def __init__(self, generation_dtype: str, adapter: str = "none", lora: dict | None = None,
+                 chat_template: bool = False):
+        from tripost.models.adapters import check_adapter
+
         self.generation_dtype = generation_dtype  # auto | float32 | bfloat16 | float16
+        check_adapter(adapter)  # qlora without CUDA or bitsandbytes: one line at start-up
+        self.adapter, self.lora, self.chat_template = adapter, lora, chat_template
 
     def start_checkpoint(self, run_dir: Path, texts: Iterable[str], seed: int) -> str:
         raise NotImplementedError
 
 
 class TinyModel(ModelSource):
-    def __init__(self, arch: dict[str, Any], generation_dtype: str):
-        super().__init__(generation_dtype)
+    def __init__(self, arch: dict[str, Any], generation_dtype: str, **common):
+        super().__init__(generation_dtype, **common)
         self.arch = dict(arch)
 
     def start_checkpoint(self, run_dir: Path, texts: Iterable[str], seed: int) -> str:
@@ -56,11 +61,11 @@ class TinyModel(ModelSource):
 
 
 class PretrainedModel(ModelSource):
-    def __init__(self, name_or_path: str, generation_dtype: str, arch: dict | None = None):
+    def __init__(self, name_or_path: str, generation_dtype: str, arch: dict | None = None, **common):
         # ``arch`` sizes the tiny model (debug=fast sets it); a pretrained model has its own
         from tripost.config import ConfigError
 
-        super().__init__(generation_dtype)
+        super().__init__(generation_dtype, **common)
         path = Path(str(name_or_path)).expanduser()
         # A local path that is not there fails now, not after data generation; a hub id is
         # left to Hugging Face (it downloads, where the network allows).

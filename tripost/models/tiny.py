@@ -13,6 +13,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 PAD, EOS, BOS = "<pad>", "</s>", "<s>"
+# A minimal chat template (turns marked <|role|>), so the tiny model stands in for an instruct
+# model with model.chat_template=true; the assistant's turn ends with EOS, as training writes it.
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}"
+                 "{% if m['role'] == 'assistant' %}</s>{% endif %}{{ '\\n' }}{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")  # {{ '\\n' }}: Jinja's trim_blocks eats a bare newline after a tag
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
@@ -43,6 +48,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
         bos_token=BOS,
         padding_side="left",
         clean_up_tokenization_spaces=False,
+        chat_template=CHAT_TEMPLATE,
     )
 
 

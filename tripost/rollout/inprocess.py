@@ -26,12 +26,15 @@ class InProcessPolicy(Policy):
     @classmethod
     def load(cls, path: str | Path, batch_size: int = 64, dtype: str = "float32", device: str = "cpu",
              log_path: str | Path | None = None):  # log_path: for server engines; nothing to log here
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
+
+        from tripost.models.adapters import load_for_generation
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=getattr(torch, dtype)).to(device)
+        # a full checkpoint, or a stage's LoRA adapter merged into its base
+        model = load_for_generation(path, getattr(torch, dtype)).to(device)
         return cls(model, tokenizer, batch_size)
 
     @abstractmethod

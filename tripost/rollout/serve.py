@@ -104,9 +104,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-model-len", type=int, default=None,
                         help="context length in tokens, prompt and output (default: the model's max_position_embeddings)")
+    # vLLM's LoRA flags: the adapter of --lora-modules NAME=DIR is served (merged into --model, its base)
+    parser.add_argument("--enable-lora", action="store_true")
+    parser.add_argument("--lora-modules", nargs="*", default=[], help="NAME=ADAPTER_DIR")
+    parser.add_argument("--max-lora-rank", type=int, default=None)
     add_arguments(parser)  # --host, --port (0 = any free port), and faults to inject
     args = parser.parse_args(argv)
-    policy = LoopPolicy.load(args.model, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
+    model = args.lora_modules[0].split("=", 1)[1] if args.enable_lora and args.lora_modules else args.model
+    policy = LoopPolicy.load(model, batch_size=args.batch_size, dtype=args.dtype, device=args.device)
     server_from_args(PolicyAnswerer(policy, args.max_model_len), args).serve()
 
 

@@ -48,6 +48,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def with_lora(command: list[str], model_dir: str | Path) -> tuple[list[str], str, str]:
+    """A stage that saved a LoRA adapter (model.adapter=lora): the server serves its base and the
+    adapter as a LoRA module of its own (vLLM's --enable-lora), so no merged checkpoint is written;
+    the requests name the module. Else the checkpoint itself, named "policy"."""
+    from tripost.models.adapters import ADAPTER_CONFIG, base_of, is_adapter_dir
+
+    if not is_adapter_dir(model_dir):
+        return command, str(model_dir), "policy"
+    import json
+
+    rank = json.loads((Path(model_dir) / ADAPTER_CONFIG).read_text())["r"]
+    lora = ["--enable-lora", "--lora-modules", f"policy-lora={model_dir}", "--max-lora-rank", str(rank)]
+    return command + lora, base_of(model_dir), "policy-lora"
+
+
 class ServerProcess:
     """A generation server for one checkpoint, started by ``command`` (a list; ``{model}``,
     ``{port}``, ``{python}`` and the ``settings`` named in it are filled in), waited for, and
@@ -137,9 +152,10 @@ class ServedPolicy(Policy):
         server sets its own dtype and devices (its ``command``, where ``{tensor_parallel_size}`` and
         ``{data_parallel_size}`` are filled in): ``dtype`` and ``device`` are unused."""
         settings = {"tensor_parallel_size": tensor_parallel_size, "data_parallel_size": data_parallel_size}
+        command, model_dir, name = with_lora(list(command), model_dir)
         server = ServerProcess(command, model_dir, log_path, startup_timeout_s, settings).__enter__()
         try:
-            return cls(server.url, batch_size=batch_size, concurrency=concurrency, server=server)
+            return cls(server.url, model=name, batch_size=batch_size, concurrency=concurrency, server=server)
         except BaseException:
             server.__exit__()
             raise

@@ -26,14 +26,17 @@ def build_callbacks(cfg: DictConfig | None, with_logger: bool = True) -> list:
     return [c for c in callbacks if with_logger or not isinstance(c, LearningRateMonitor)]
 
 
-def load_for_training(path: str | Path):
-    """The model (in fp32: master weights; the trainer sets the precision) and tokenizer at ``path``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_for_training(path: str | Path, adapter: str = "none", lora: dict | None = None):
+    """The model (in fp32: master weights; the trainer sets the precision) and tokenizer at
+    ``path``; with ``adapter`` lora/qlora only an adapter trains (tripost/models/adapters.py)."""
+    from transformers import AutoTokenizer
+
+    from tripost.models import adapters
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tokenizer
+    return adapters.load_for_training(path, adapter, lora), tokenizer
 
 
 def trainer_settings(trainer_cfg: DictConfig) -> tuple[dict[str, Any], Any, Any]:
@@ -46,8 +49,11 @@ def trainer_settings(trainer_cfg: DictConfig) -> tuple[dict[str, Any], Any, Any]
     return kwargs, instantiate(optimizer) if optimizer else None, instantiate(scheduler) if scheduler else None
 
 
-def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
-    """Save the trained model from rank 0; under ZeRO-3 gather the sharded parameters first."""
+def save_trained(model, tokenizer, out_dir: str | Path, trainer, save_merged: bool = False) -> None:
+    """Save the trained model (or its adapter) from rank 0; under ZeRO-3 gather the sharded
+    parameters first."""
+    from tripost.models.adapters import save_adapter
+
     state = None
     strategy = trainer.strategy
     if getattr(strategy, "zero_stage_3", False):
@@ -57,7 +63,10 @@ def save_trained(model, tokenizer, out_dir: str | Path, trainer) -> None:
             state = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
     if trainer.is_global_zero:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir, state_dict=state)
+        if hasattr(model, "peft_config"):
+            save_adapter(model, out_dir, state, save_merged)
+        else:
+            model.save_pretrained(out_dir, state_dict=state)
         tokenizer.save_pretrained(out_dir)
     strategy.barrier("save_trained")
 
@@ -85,6 +94,7 @@ def fine_tune(
     seed: int,
     out_dir: str | Path,
     section_weight: float = 1.0,
+    save_merged: bool = False,
 ) -> dict[str, Any]:
     """Train ``model`` on ``examples`` and save it in HF format to ``out_dir``.
 
@@ -127,7 +137,7 @@ def fine_tune(
     trainer.fit(module)
     seconds = time.perf_counter() - start
     model.eval()
-    save_trained(model, tokenizer, out_dir, trainer)
+    save_trained(model, tokenizer, out_dir, trainer, save_merged)
     tokens = int(trainer.strategy.reduce(torch.tensor(float(module.tokens_seen)), reduce_op="sum"))
     curve = module.loss_curve
     return {
@@ -141,6 +151,7 @@ def fine_tune(
         "seconds": round(seconds, 1),
         "tokens_per_s": round(tokens / max(seconds, 1e-9)),
         "final_loss": round(curve[-1], 4) if curve else None,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "world_size": trainer.world_size,
         "precision": trainer_kwargs["precision"],
         "loss_curve": [round(x, 6) for x in curve],  # per optimizer step: the step's per-token mean over all ranks

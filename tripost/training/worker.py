@@ -33,7 +33,8 @@ def is_multi_device(trainer_cfg: DictConfig, cluster=None) -> bool:
 
 
 def run_in_worker_group(*, cluster, start_dir: str | Path, examples: list[TrainExample], train_cfg, trainer_cfg,
-                        callbacks_cfg, seed: int, out_dir: Path, section_weight: float, spec_dir: Path) -> dict[str, Any]:
+                        callbacks_cfg, seed: int, out_dir: Path, section_weight: float, spec_dir: Path,
+                        model: dict[str, Any] | None = None, save_merged: bool = False) -> dict[str, Any]:
     """Train in a fresh worker group the cluster starts; the statistics of the stage. RuntimeError
     naming the failed rank's log when the group fails."""
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -41,6 +42,7 @@ def run_in_worker_group(*, cluster, start_dir: str | Path, examples: list[TrainE
     write_jsonl(spec_dir / "examples.jsonl", rows)
     spec = {"start_dir": str(start_dir), "examples": str(spec_dir / "examples.jsonl"), "seed": seed,
             "out_dir": str(out_dir), "section_weight": section_weight, "stats": str(spec_dir / "worker_stats.json"),
+            "model": model or {"adapter": "none", "lora": None}, "save_merged": save_merged,
             "train": OmegaConf.to_container(train_cfg, resolve=True),
             "trainer": OmegaConf.to_container(trainer_cfg, resolve=True),
             "callbacks": OmegaConf.to_container(callbacks_cfg, resolve=True) if callbacks_cfg else None}
@@ -56,7 +58,7 @@ def main(spec_path: str) -> None:
 
     spec = read_json(spec_path)
     pl.seed_everything(spec["seed"], workers=True, verbose=False)
-    model, tokenizer = load_for_training(spec["start_dir"])
+    model, tokenizer = load_for_training(spec["start_dir"], **spec["model"])
     examples = [TrainExample(r["text"], r["prompt_chars"], r["kind"], r["eos"]) for r in read_jsonl(spec["examples"])]
     # the group's shape is the cluster's (tripost/cluster/processes.py): ranks per node, nodes
     trainer = {**spec["trainer"], "devices": int(os.environ["TRIPOST_WORKER_DEVICES"]),
@@ -64,7 +66,8 @@ def main(spec_path: str) -> None:
     stats = fine_tune(model, tokenizer, examples, sft=OmegaConf.create(spec["train"]),
                       trainer_cfg=OmegaConf.create(trainer),
                       callbacks_cfg=OmegaConf.create(spec["callbacks"]) if spec["callbacks"] else None,
-                      loggers=[], seed=spec["seed"], out_dir=spec["out_dir"], section_weight=spec["section_weight"])
+                      loggers=[], seed=spec["seed"], out_dir=spec["out_dir"], section_weight=spec["section_weight"],
+                      save_merged=spec["save_merged"])
     if stats["global_rank"] == 0:
         Path(spec["stats"]).write_text(json.dumps(stats))
     leave_process_group()
