@@ -21,3 +21,14 @@ def tokenizer():
         "(Final response) So the answer is 7.\nFeedback: Step (1) is correct. The final response is also correct.\n"
     ] * 20
     return train_tokenizer(texts, vocab_size=300)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``long(seconds)`` (a minute or more of work) first, longest first: with two test
+    workers, one starts on them while the other works through the many short tests, so both end
+    about together."""
+    def seconds(item) -> float:
+        mark = item.get_closest_marker("long")
+        return mark.args[0] if mark and mark.args else 0.0
+
+    items.sort(key=seconds, reverse=True)

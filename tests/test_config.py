@@ -28,12 +28,13 @@ def make_cfg(tmp_path: Path, *overrides: str):
 
 @pytest.mark.parametrize(
     "override",
-    [f"task={o}" for o in options("task")]
+    [f"task={o}" for o in options("task") if o != "custom"]
+    + ["task=custom task.path=/some/items.jsonl"]
     + [f"model={o}" for o in options("model") if o != "hf"]
     + ["model=hf model.name_or_path=/some/model"]
     + [f"verifier={o}" for o in options("verifier")]
-    + [f"experiment={o}" for o in options("experiment") if o != "paper_7b"]
-    + ["experiment=paper_7b model.name_or_path=/some/model"]
+    + [f"experiment={o}" for o in options("experiment") if o not in ("paper_7b", "lora_1b", "lora_8b")]
+    + [f"experiment={o} model.name_or_path=/some/model" for o in ("paper_7b", "lora_1b", "lora_8b")]
     + [f"debug={o}" for o in options("debug")]
     + ["~experiment"],
 )

@@ -143,6 +143,7 @@ def test_num_nodes_without_a_launcher_is_one_line(tmp_path):
     assert "config key 'trainer.num_nodes': 2 nodes need a launcher" in proc.stderr
 
 
+@pytest.mark.long(30)
 def test_torchrun_start_one_driver_one_run_dir(tmp_path):
     """torchrun starts run.py twice: rank 0 drives, rank 1 serves; one run dir, every stage on both."""
     torchrun = Path(sys.executable).with_name("torchrun")
@@ -161,6 +162,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.long(35)
 def test_srun_start_simulated(tmp_path):
     """What srun does for 2 tasks on one node: the same command twice, told its place in SLURM_* variables."""
     base = {**env(), "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1",
@@ -176,6 +178,7 @@ def test_srun_start_simulated(tmp_path):
     assert_every_stage_on_two_ranks(runs[0])
 
 
+@pytest.mark.long(60)
 def test_local_ray_cluster_runs_the_debug_loop(tmp_path):
     """A Ray instance on 2 CPUs: every training stage's 2 ranks and the 2 generation engines are actors."""
     pytest.importorskip("ray")
@@ -188,6 +191,7 @@ def test_local_ray_cluster_runs_the_debug_loop(tmp_path):
     assert_every_stage_on_two_ranks(tmp_path)
 
 
+@pytest.mark.long(30)
 def test_sweep_of_two_rank_jobs_one_failing(tmp_path):
     """Each job trains on 2 processes; job 0's trainer is refused inside its worker group. Job 1
     finishes, and the sweep runs each job once (no worker re-runs the -m command line)."""

@@ -69,6 +69,7 @@ def run_debug_loop(run_dir, *overrides: str) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+@pytest.mark.long(180)  # 1 + 3 runs of the loop, one after another
 def test_debug_loop_on_two_devices_matches_one_device(tmp_path):
     """For ddp, deepspeed_zero2 and deepspeed_zero3: every training stage in a fresh group of 2 CPU
     processes over gloo (the second stage used to die: the first stage's ranks were gone), each

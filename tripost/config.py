@@ -84,6 +84,7 @@ class TestData(DataSource):
 @dataclass
 class TaskConfig:
     name: str = MISSING
+    path: Optional[str] = MISSING  # task=custom: the items file (other tasks: null)
     impl: dict[str, Any] = MISSING  # _target_: the Task class, and its options
     max_question_chars: int = MISSING
     train: TrainData = field(default_factory=TrainData)

@@ -5,8 +5,8 @@ Layouts (``task.<train|test>.format``; ``auto`` tells them apart per file):
   (``target`` a string, or a list whose first item is the answer).
 - ``jsonl``: the paper's raw pools and our own data files: ``question``, ``rationale`` and
   ``correct_answer`` (any JSON type: a list for word sort), or, for options tasks, ``question``
-  without options, ``formatted_choices`` and ``correct_choice`` (a bare letter); ``meta_data``
-  with ``new_split`` (rows of another split are left out) and our ``cell``.
+  without options, ``formatted_choices`` and ``correct_choice`` (a bare letter), or (task=custom's
+  own items) ``answer``; ``meta_data`` with ``new_split`` (rows of another split are left out) and our ``cell``.
 - ``rationale``: the paper's training and validation files: ``text``, ``text_att_start_text``
   and ``meta_data`` holding ``question``, ``answer``, ``rationale`` (and ``formatted_choices``).
 - ``text``: the paper's answer-only and LMSI files, only ``text`` and ``text_att_start_text``:
@@ -184,9 +184,10 @@ def _fields(layout: str, item: dict) -> dict[str, Any]:
         return {"question": item["input"], "answer": target}
     if layout == "jsonl":
         _required(item, ("question",))
-        if "correct_answer" not in item and "correct_choice" not in item:
-            raise ValueError("missing key(s) ['correct_answer'] (or 'correct_choice')")
-        answer = item["correct_answer"] if "correct_answer" in item else item["correct_choice"]
+        key = next((k for k in ("correct_answer", "correct_choice", "answer") if k in item), None)
+        if key is None:
+            raise ValueError("missing key(s) ['correct_answer'] (or 'correct_choice', 'answer')")
+        answer = item[key]
         return {"question": _with_choices(item["question"], item.get("formatted_choices")), "answer": answer,
                 "rationale": item.get("rationale"), "cell": meta.get("cell"), "split": meta.get("new_split")}
     if layout == "rationale":
@@ -239,7 +240,8 @@ def _example(task: Task, fields: dict[str, Any], max_chars: int, report: LoadRep
     # The file's answer is kept either way; a contradiction is reported, never silently trusted
     # (e.g. a BIG-Bench Hard date item none of whose options holds the right date).
     said = f"none ({solver})" if isinstance(solver, Exception) else task.normalize_answer(solver)
-    if isinstance(solver, Exception) or not task.answers_match(said, ex.answer):
+    has_solver = getattr(task, "has_solver", True)  # task=custom: no solver, nothing to contradict
+    if has_solver and (isinstance(solver, Exception) or not task.answers_match(said, ex.answer)):
         report.disagreements += 1
         if len(report.disagreement_examples) < SHOWN:
             report.disagreement_examples.append({"where": where, "file": ex.answer, "solver": said})

@@ -12,6 +12,11 @@ formats ``prompts`` parses, with a ``usage`` block counting 4 characters a token
     # first line of stdout: the base URL, e.g. http://127.0.0.1:40123/v1
     OPENAI_API_KEY=dummy python run.py verifier=openai verifier.base_url=http://127.0.0.1:40123/v1
 
+A task's options go with ``--task-option KEY=VALUE`` (repeatable), e.g. your own dataset, whose
+FBK and IMP then come from the file's answers and rationales (``tripost.tasks.custom``):
+
+    python -m tripost.experts.server --task custom --task-option path=/path/items.jsonl --port 0
+
 ``--latency``, ``--faults 429,ok,500``, ``--fault-rate``, ``--die-after N`` and friends inject faults (see
 ``tripost.openai_server``).
 """
@@ -34,8 +39,8 @@ class ScriptedAnswerer(Answerer):
 
     model_id = "tripost-scripted"
 
-    def __init__(self, task_name: str, attempt_error_rate: float = 0.5):
-        self.task = get_task(task_name)
+    def __init__(self, task_name: str, attempt_error_rate: float = 0.5, task_options: dict[str, Any] | None = None):
+        self.task = get_task(task_name, **(task_options or {}))  # options: as task.impl's (e.g. custom's path)
         self.expert = ScriptedExpert(self.task)
         self.attempt_error_rate = attempt_error_rate  # ATT: share of attempts with an injected error
 
@@ -68,11 +73,12 @@ class ScriptedAnswerer(Answerer):
 def start_server(task_name: str, port: int = 0, latency: float = 0.0, faults: list[str] | FaultPlan | None = None,
                  fault_rate: float = 0.0, fault_seed: int = 0, timeout_sleep: float = 5.0,
                  host: str = "127.0.0.1", attempt_error_rate: float = 0.5, retry_after_ms: int = 10,
-                 die_after: int | None = None) -> OpenAIServer:
+                 die_after: int | None = None, task_options: dict[str, Any] | None = None) -> OpenAIServer:
     """A server answering in a background thread; ``.url``, ``.requests``, ``.stats()``, ``.shutdown()``.
-    ``die_after``: it dies after that many completion requests (see ``tripost.openai_server``)."""
+    ``die_after``: it dies after that many completion requests (see ``tripost.openai_server``);
+    ``task_options``: the task's options (``task.impl``'s keys, e.g. ``{"path": ...}`` for custom)."""
     plan = faults if isinstance(faults, FaultPlan) else FaultPlan(list(faults or []), fault_rate, fault_seed)
-    answerer = ScriptedAnswerer(task_name, attempt_error_rate)
+    answerer = ScriptedAnswerer(task_name, attempt_error_rate, task_options)
     return OpenAIServer(answerer, host, port, latency, plan, timeout_sleep, retry_after_ms, die_after).start()
 
 
@@ -81,9 +87,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", required=True, help="task name, e.g. word_sort or multistep_arithmetic")
     parser.add_argument("--attempt-error-rate", type=float, default=0.5,
                         help="ATT requests: share of attempts with an injected error (as verifier.attempt_error_rate of the scripted expert)")
+    parser.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option of the task (as task.impl.KEY), e.g. path=items.jsonl for --task custom; repeatable")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    server_from_args(ScriptedAnswerer(args.task, args.attempt_error_rate), args).serve()
+    options = task_options(parser, args.task_option)
+    server_from_args(ScriptedAnswerer(args.task, args.attempt_error_rate, options), args).serve()
+
+
+def task_options(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as options (values are text; the task converts what it needs)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--task-option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = value
+    return options
 
 
 if __name__ == "__main__":
