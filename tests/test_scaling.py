@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from hydra import compose, initialize_config_dir
 
 from tripost.cluster.launch import Launch
 from tripost.cluster.local import LocalCluster
+from tripost.cluster.processes import free_port
 from tripost.models.tiny import build_tiny_model, train_tokenizer
 from tripost.rollout import Sampling
 from tripost.rollout.loop import LoopPolicy
@@ -156,18 +156,12 @@ def test_torchrun_start_one_driver_one_run_dir(tmp_path):
     assert_every_stage_on_two_ranks(runs[0])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.long(35)
 def test_srun_start_simulated(tmp_path):
     """What srun does for 2 tasks on one node: the same command twice, told its place in SLURM_* variables."""
     base = {**env(), "SLURM_JOB_ID": "4242", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "2", "SLURM_JOB_NUM_NODES": "1",
             "SLURM_NODEID": "0", "SLURM_NODELIST": "localhost", "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(free_port())}
+            "MASTER_PORT": str(free_port("127.0.0.1"))}
     procs = [subprocess.Popen([sys.executable, str(ROOT / "run.py"), *TWO_RANKS, f"paths.outputs_dir={tmp_path}"],
                               cwd=ROOT, env={**base, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]

@@ -30,11 +30,16 @@ def device_count(trainer_cfg: DictConfig) -> int:
     return int(devices)
 
 
+def cores_per(processes: int) -> int:
+    """This machine's cores shared out between ``processes`` (each would otherwise take them all)."""
+    return max(1, len(os.sched_getaffinity(0)) // processes)
+
+
 def cpu_threads_per_rank(trainer_cfg: DictConfig, ranks_here: int) -> int | None:
-    """On CPU, the cores of this machine shared out between its ranks (each would take them all)."""
+    """Torch threads of each training rank on CPU; None on GPUs or for one rank."""
     if str(trainer_cfg.get("accelerator", "cpu")) != "cpu" or ranks_here < 2:
         return None
-    return max(1, len(os.sched_getaffinity(0)) // ranks_here)
+    return cores_per(ranks_here)
 
 
 class LocalCluster(Cluster):
@@ -79,7 +84,7 @@ class LocalCluster(Cluster):
                device: str) -> list[Shard]:
         from tripost.rollout.sharded import ProcessShard
 
-        threads = max(1, len(os.sched_getaffinity(0)) // count) if device == "cpu" else None
+        threads = cores_per(count) if device == "cpu" else None
         return [ProcessShard(engine, model_dir, batch_size=batch_size, dtype=dtype,
                              device=device if device == "cpu" else f"{device.split(':')[0]}:{i}", cpu_threads=threads)
                 for i in range(count)]

@@ -31,10 +31,11 @@ class GroupLayout:
     cpu_threads: int | None = None  # torch threads per rank on CPU (the node's cores shared out)
 
 
-def free_port() -> int:
-    """A TCP port free on this host now (the group's rendezvous binds it right after)."""
+def free_port(host: str = "") -> int:
+    """A TCP port free on ``host`` now (every interface by default: a group's rendezvous is
+    reached from other nodes); whoever asked binds it right after."""
     with socket.socket() as s:
-        s.bind(("", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 

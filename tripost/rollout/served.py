@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
+from tripost.cluster.processes import free_port
 from tripost.rollout.policy import Completion, Policy, Sampling
 from tripost.rollout.stops import NEW_QUESTION, StopRule, after_final_response, cut, should_stop, stop_rules
 
@@ -40,12 +40,6 @@ log = logging.getLogger(__name__)
 VLLM_HINT = "rollout=vllm needs vLLM (a CUDA machine): pip install -e '.[vllm]'"
 # What vLLM's refusal of a prompt too long for the model's context says (and our server says too).
 CONTEXT_REFUSAL = "maximum context length"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def with_lora(command: list[str], model_dir: str | Path) -> tuple[list[str], str, str]:
@@ -70,7 +64,7 @@ class ServerProcess:
 
     def __init__(self, command: list[str], model_dir: str | Path, log_path: str | Path, startup_timeout_s: float = 900,
                  settings: dict[str, Any] | None = None):
-        self.port = free_port()
+        self.port = free_port("127.0.0.1")
         fill = {**(settings or {}), "model": str(model_dir), "port": str(self.port), "python": sys.executable}
         self.command = [str(part).format(**fill) for part in command]
         self.log_path, self.startup_timeout_s = Path(log_path), startup_timeout_s

@@ -119,7 +119,6 @@ def fine_tune(
         lr=sft.lr,
         weight_decay=sft.weight_decay,
         warmup_ratio=sft.warmup_ratio,
-        loss_normalize=sft.loss_normalize,
         optimizer=optimizer,
         scheduler=scheduler,
         loader=loader,

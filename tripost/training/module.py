@@ -30,7 +30,6 @@ class CausalLMModule(pl.LightningModule):
         lr: float,
         weight_decay: float,
         warmup_ratio: float,
-        loss_normalize: str = "tokens",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
         loader: Callable[[int, int], "torch.utils.data.DataLoader"] | None = None,
@@ -38,7 +37,6 @@ class CausalLMModule(pl.LightningModule):
         super().__init__()
         self.model = model
         self.lr, self.weight_decay, self.warmup_ratio = lr, weight_decay, warmup_ratio
-        self.loss_normalize = loss_normalize
         # The optimizer class with its fixed settings (trainer.optimizer, a _partial_ node); it
         # gets the parameter groups, lr and weight decay of the stage here.
         self.make_optimizer = optimizer or partial(torch.optim.AdamW, betas=(0.9, 0.999))
@@ -69,8 +67,7 @@ class CausalLMModule(pl.LightningModule):
         total, _, _ = weighted_token_sum(logits, batch["labels"], batch["weights"])
         # this rank's share of the step's per-token mean (training/sharding.py)
         share = total / batch["step_denominator"].clamp(min=1e-8)
-        real = batch["attention_mask"][: int(batch["real_rows"])] if "real_rows" in batch else batch["attention_mask"]
-        self.tokens_seen += int(real.sum())
+        self.tokens_seen += int(batch["attention_mask"][: int(batch["real_rows"])].sum())  # padding rows come last
         self._step_loss = self._step_loss + share.detach()
         if bool(batch["step_end"]):
             step_loss = float(self.trainer.strategy.reduce(torch.as_tensor(self._step_loss, device=share.device),
