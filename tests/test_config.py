@@ -214,3 +214,18 @@ def test_resume_follows_a_moved_run_dir_and_takes_plain_overrides(tmp_path):
         resume_config(make_cfg(moved, f"resume={moved}"), overrides=["task=multistep_arithmetic"])
     with pytest.raises(ConfigError, match="tripost.num_iteration"):
         resume_config(make_cfg(moved, f"resume={moved}"), overrides=["tripost.num_iteration=2"])
+
+
+def test_resume_refuses_another_seed_or_eval_set_since_they_drew_the_saved_questions(tmp_path):
+    """data/ holds the questions the run drew with its seed and eval.set: changing either on
+    resume would label the saved questions' rows with settings that did not make them."""
+    from tripost.config import resume_config
+
+    run = tmp_path / "run"
+    resume_config(make_cfg(run, "seed=3"), choices={"task": "word_sort"})
+    again = lambda *o: resume_config(make_cfg(run, f"resume={run}"), overrides=[f"resume={run}", *o])  # noqa: E731
+    assert again("seed=3", "eval.set=test").seed == 3  # the run's own values are accepted
+    with pytest.raises(ConfigError, match="'eval.set': the run was made with eval.set=test"):
+        again("eval.set=dev")
+    with pytest.raises(ConfigError, match="'seed': the run was made with seed=3"):
+        again("seed=4")

@@ -387,6 +387,9 @@ def _check_generation_workers(typed: DictConfig) -> None:
                           "set rollout.engine.data_parallel_size instead")
 
 
+FIXED_ON_RESUME = ("seed", "eval.set")  # keys that drew the run's saved questions
+
+
 def resume_config(cfg: DictConfig, overrides: list[str] | None = None,
                   choices: dict[str, str | None] | None = None) -> DictConfig:
     """The typed config to run: on resume, the one saved in the run dir (so the run ends as it
@@ -425,6 +428,10 @@ def resume_config(cfg: DictConfig, overrides: list[str] | None = None,
             continue
         if key.startswith("task.") or key.startswith("model."):
             raise ConfigError(f"config key '{key}': the run's task and model are fixed on resume (start a new run)")
+        if key in FIXED_ON_RESUME and str(OmegaConf.select(saved, key)) != value:
+            # the run's questions (data/) were drawn with these: its rows would be mislabelled
+            raise ConfigError(f"config key '{key}': the run was made with {key}={OmegaConf.select(saved, key)}, "
+                              f"which chose its questions; it is fixed on resume (start a new run)")
         if key in (choices or {}) or key in saved_choices or isinstance(OmegaConf.select(saved, key), DictConfig):
             if saved_choices.get(key) != (None if value == "null" else value):
                 raise ConfigError(f"config key '{key}': the run was made with {key}={saved_choices.get(key)}; "
