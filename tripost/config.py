@@ -114,6 +114,7 @@ class TriPosTConfig:
     name: str = MISSING
     num_iterations: int = MISSING
     window_size: Optional[int] = MISSING
+    window_held_out: bool = MISSING
     max_data_length: int = MISSING
     min_data_length: int = MISSING
     max_data_itr: int = MISSING
@@ -368,6 +369,8 @@ def validate(cfg: DictConfig) -> DictConfig:
             raise ConfigError(f"config key '{key}': {value!r} is not one of {list(allowed)}")
     _check_ranges(typed)
     _check_generation_workers(typed)
+    if typed.tripost.window_held_out and not typed.tripost.window_size:
+        raise ConfigError("config key 'tripost.window_held_out': needs tripost.window_size (the questions held out)")
     for key in ("task.train.path", "task.test.path"):
         source = OmegaConf.select(typed, key.replace("path", "source"))
         if source == "file" and not OmegaConf.select(typed, key):

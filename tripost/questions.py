@@ -100,8 +100,26 @@ def rationale_training_set(task: Task, examples: list[Example]) -> list[TrainExa
 
 
 def window_of(cfg: DictConfig, train: list[Example]) -> list[Example]:
-    """The training questions attempted in each collection pass (tripost.window_size; null = all)."""
-    return train[: cfg.tripost.window_size] if cfg.tripost.window_size else train
+    """The training questions attempted in each collection pass (tripost.window_size; null = all):
+    the first ones, or with tripost.window_held_out the last ones, which no gold rationale of
+    theirs trains on (gold_questions)."""
+    size = cfg.tripost.window_size
+    if cfg.tripost.window_held_out:
+        return train[-size:]
+    return train[:size] if size else train
+
+
+def gold_questions(cfg: DictConfig, train: list[Example]) -> list[Example]:
+    """The training questions whose gold rationales are trained on: ft rationale's set and the
+    pool of every stage's gold examples. All of them, less a held-out window."""
+    if not cfg.tripost.window_held_out:
+        return train
+    if cfg.tripost.window_size >= len(train):
+        from tripost.config import ConfigError
+
+        raise ConfigError(f"config key 'tripost.window_size': holding out {cfg.tripost.window_size} of "
+                          f"{len(train)} training questions leaves none for ft rationale")
+    return train[: -cfg.tripost.window_size]
 
 
 def prepare(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example], list[Example], list[TrainExample], dict]:

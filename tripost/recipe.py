@@ -51,7 +51,7 @@ def run(cfg: DictConfig) -> Results:
     # that a missing API key fails at start-up.
     needs_expert = cfg.baselines.ft_si_demo or cfg.tripost.num_iterations > 0
     expert = build_expert(cfg.verifier, task, seed=cfg.seed) if needs_expert else None
-    tokenizer_texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in train] + [t.text for t in texts]
+    tokenizer_texts = [task.prompt(e.question) + as_attempt(e.rationale) for e in questions.gold_questions(cfg, train)] + [t.text for t in texts]
     start_dir = model.start_checkpoint(run_dir, tokenizer_texts, cfg.seed)
     if model.chat_template:  # the policy's prompts through its chat template; the expert keeps the plain task
         from tripost.models.chat import with_chat_template

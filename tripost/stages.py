@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from tripost.hardware import resolve_dtype
 from tripost.io import atomic_dir, read_jsonl, write_json, write_jsonl
-from tripost.questions import rationale_training_set, window_of
+from tripost.questions import gold_questions, rationale_training_set, window_of
 from tripost.results import Results
 from tripost.rollout import Policy, Sampling
 from tripost.rollout.engines import generation_device, generation_workers, open_engine
@@ -176,7 +176,8 @@ def collect(run: Run, attempts, expert, out_dir: Path, seed: int, seen: set[str]
     examples_path = out_dir / "train.jsonl"
 
     def work() -> dict[str, Any]:
-        examples, stats = loop.collect(attempts, run.task, expert, window, run.train, run.cfg.tripost, out_dir, seed, seen)
+        examples, stats = loop.collect(attempts, run.task, expert, window, gold_questions(run.cfg, run.train),
+                                       run.cfg.tripost, out_dir, seed, seen)
         write_jsonl(examples_path, [{"text": e.text, "prompt_chars": e.prompt_chars, "weight_start": e.weight_start,
                                      "kind": e.kind, "eos": e.eos} for e in examples])
         return stats
@@ -201,7 +202,13 @@ def ft_rationale(run: Run, start_dir: str, texts: list[TrainExample]) -> Path:
     """Supervised fine-tuning on the gold rationales (or a text-layout file's ready-made texts),
     scored from the saved checkpoint (what users get is what is scored). Returns the model dir."""
     out = run.dir / "ft_rationale"
-    train(run, start_dir, texts or rationale_training_set(run.task, run.train), run.cfg.sft, out, run.cfg.seed)
+    if texts and run.cfg.tripost.window_held_out:
+        from tripost.config import ConfigError
+
+        raise ConfigError("config key 'tripost.window_held_out': a text-layout training file's texts cannot be told "
+                          "apart by question; use a rationale or raw-pool file, or window_held_out=false")
+    examples = texts or rationale_training_set(run.task, gold_questions(run.cfg, run.train))
+    train(run, start_dir, examples, run.cfg.sft, out, run.cfg.seed)
     with run.generation(out / "model", out) as policy:
         run.results.add("ft_rationale", evaluate(run, policy, out))
     return out / "model"
