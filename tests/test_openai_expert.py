@@ -260,6 +260,7 @@ def test_fault_plans():
     a, b = (FaultPlan(["429", "500"], rate=0.5, seed=3) for _ in range(2))
     drawn = [a.fault_for(i) for i in range(40)]
     assert drawn == [b.fault_for(i) for i in range(40)] and {"ok", "429", "500"} == set(drawn)
+    assert [f for f in drawn if f != "ok"][:4] == ["429", "500", "429", "500"]  # failures take the faults in turn
     in_order = FaultPlan(parse_faults("429, ok,timeout"))
     assert [in_order.fault_for(i) for i in range(4)] == ["429", "ok", "timeout", "ok"]
     with pytest.raises(ValueError, match="unknown"):

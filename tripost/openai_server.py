@@ -18,7 +18,8 @@ Fault injection, for tests and benchmarks of a client's retries:
 - ``faults``: a list of fault names. By default they apply in order to the first requests,
   one each ("ok" passes a request through): ``--faults 429,ok,500`` fails requests 1 and 3.
   With ``fault_rate`` > 0 instead, every request draws (``random.Random(fault_seed)``, in
-  arrival order) and fails with that probability, with a fault drawn from the list.
+  arrival order) and fails with that probability, the failures taking the listed faults in
+  turn (so every fault shows once the list's length of requests failed).
 - Faults: "429" (rate limited), "500" / "502" / "503" (server errors), "timeout" (sleeps
   ``timeout_sleep`` seconds, longer than the client waits, then answers), "garbage" (a 200
   reply whose text no parser reads), "empty" (a 200 reply with empty content). An injected
@@ -91,11 +92,15 @@ class FaultPlan:
         if self.rate > 0 and not self.faults:
             raise ValueError("a fault rate needs a list of faults to draw from")
         self._rng = random.Random(self.seed)
+        self._failed = 0
 
     def fault_for(self, index: int) -> str:
         """The fault of the request that arrived ``index``-th (0-based); call in arrival order."""
         if self.rate > 0:
-            return self._rng.choice(self.faults) if self._rng.random() < self.rate else "ok"
+            if self._rng.random() >= self.rate:
+                return "ok"
+            self._failed += 1
+            return self.faults[(self._failed - 1) % len(self.faults)]
         return self.faults[index] if index < len(self.faults) else "ok"
 
 

@@ -4,6 +4,7 @@ back on resume) and exported in the paper's layouts (``data/reference/``)."""
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,11 @@ def train_examples(cfg: DictConfig, task: Task, reports: dict[str, Any]) -> tupl
         return loaded.examples, loaded.texts
     cells = _cells(task, tc.cells, task.seen_cells())
     per_cell = -(-tc.size // len(cells))  # ceil: every cell gets the same number
-    return task.generate(cells, per_cell, seed=cfg.seed + tc.seed_offset)[: tc.size], []
+    generated = task.generate(cells, per_cell, seed=cfg.seed + tc.seed_offset)  # cell after cell
+    # Shuffled, so that any window of them (tripost.window_size) spreads over the cells as the
+    # paper's files do, instead of being the easiest cell alone.
+    random.Random(cfg.seed + tc.seed_offset).shuffle(generated)
+    return generated[: tc.size], []
 
 
 def test_examples(cfg: DictConfig, task: Task, train: list[Example], reports: dict[str, Any]) -> list[Example]:
