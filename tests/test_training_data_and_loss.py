@@ -42,6 +42,26 @@ def test_weight_starts_at_the_feedback_newline(tokenizer):
     assert set(encode_example(no_feedback, tokenizer, max_length=99, mask_prompt=True, section_weight=1.5)["weights"]) == {1.0}
 
 
+def test_wrong_attempt_weight_touches_only_an_improvement_examples_attempt(tokenizer):
+    """tripost.train.wrong_attempt_weight: the attempt its feedback finds wrong; 0 = no loss there."""
+    n_prompt = len(tokenizer(PROMPT, add_special_tokens=False)["input_ids"])
+    improvement = TrainExample(text=PROMPT + COMPLETION, prompt_chars=len(PROMPT), kind="improvement")
+    paper = encode_example(improvement, tokenizer, max_length=512, mask_prompt=True, section_weight=1.5)
+    half = encode_example(improvement, tokenizer, max_length=512, mask_prompt=True, section_weight=1.5,
+                          wrong_attempt_weight=0.5)
+    off = encode_example(improvement, tokenizer, max_length=512, mask_prompt=True, section_weight=1.5,
+                         wrong_attempt_weight=0.0)
+    first = paper["weights"].index(1.5)
+    assert set(paper["weights"][n_prompt:first]) == {1.0} and set(half["weights"][n_prompt:first]) == {0.5}
+    assert half["labels"] == paper["labels"] and half["weights"][first:] == paper["weights"][first:]
+    assert set(off["labels"][:first]) == {IGNORE} and off["labels"][first:] == paper["labels"][first:]
+    # a terminal or gold example's attempt is right: trained on as usual
+    for kind in ("terminal", "gold", "rationale"):
+        ex = TrainExample(text=PROMPT + COMPLETION, prompt_chars=len(PROMPT), kind=kind)
+        assert encode_example(ex, tokenizer, max_length=512, mask_prompt=True, section_weight=1.5,
+                              wrong_attempt_weight=0.0) == paper
+
+
 def test_weighted_loss_matches_hand_computation():
     torch.manual_seed(0)
     logits = torch.randn(1, 4, 5)

@@ -107,6 +107,7 @@ class SFTConfig:
 @dataclass
 class IterationTrainConfig(SFTConfig):
     self_improve_section_weight: float = MISSING
+    wrong_attempt_weight: float = MISSING
 
 
 @dataclass
@@ -286,6 +287,7 @@ RANGES = {
     "tripost.top_k": (0, None),
     "tripost.top_p": (1e-6, 1.0),
     "tripost.max_new_tokens": (1, None),
+    "tripost.train.wrong_attempt_weight": (0.0, None),
     "baselines.lmsi.samples": (1, None),
     "baselines.lmsi.temperature": (1e-6, None),
     "baselines.prompting.shots": (0, None),

@@ -19,10 +19,9 @@ from tripost.editing import EDITED, FEEDBACK_ONLY, KEPT, UNFINISHED, EditResult
 from tripost.formats import Feedback
 from tripost.tasks import Example, Task
 from tripost.tasks.base import as_attempt
-from tripost.training.data import TrainExample
+from tripost.training.data import GOLD, IMPROVEMENT, TERMINAL, TrainExample
 from tripost.trajectory import Turn, feedback_text, render_turns
 
-IMPROVEMENT, TERMINAL, GOLD = "improvement", "terminal", "gold"
 
 
 def split_into_turns(task: Task, question: str, result: EditResult) -> list[TrainExample]:

@@ -17,6 +17,9 @@ from tripost.training.loss import IGNORE
 from tripost.training.sharding import Slot
 
 FEEDBACK_MARK = "\nFeedback:"
+# kinds of the examples TriPosT collects (tripost/postprocess.py): an improvement example is
+# (attempt, feedback, update), a terminal one (attempt, positive feedback), a gold one a gold rationale
+IMPROVEMENT, TERMINAL, GOLD = "improvement", "terminal", "gold"
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,15 @@ class TrainExample:
 
 
 def encode_example(
-    ex: TrainExample, tokenizer, *, max_length: int, mask_prompt: bool, section_weight: float
+    ex: TrainExample, tokenizer, *, max_length: int, mask_prompt: bool, section_weight: float,
+    wrong_attempt_weight: float = 1.0,
 ) -> dict[str, list]:
     """ids, labels (IGNORE where no loss) and weights for one example; EOS appended if asked.
 
     A token gets the section weight when its span ends after the "\nFeedback:" offset, i.e.
-    the token holding the newline is the first weighted one.
+    the token holding the newline is the first weighted one. The attempt of an improvement
+    example (the one its feedback finds wrong: between the prompt and that offset) gets
+    ``wrong_attempt_weight``; 0 takes it out of the loss altogether (context only).
     """
     enc = tokenizer(ex.text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])
@@ -51,9 +57,11 @@ def encode_example(
     labels, weights = [], []
     for tok_id, (_, end) in zip(ids, offsets, strict=True):
         in_prompt = end <= ex.prompt_chars
-        labels.append(IGNORE if (mask_prompt and in_prompt) else tok_id)
         weighted = start is not None and end > start
-        weights.append(section_weight if weighted else 1.0)
+        wrong_attempt = ex.kind == IMPROVEMENT and not in_prompt and not weighted
+        masked = (mask_prompt and in_prompt) or (wrong_attempt and wrong_attempt_weight == 0)
+        labels.append(IGNORE if masked else tok_id)
+        weights.append(section_weight if weighted else wrong_attempt_weight if wrong_attempt else 1.0)
     if len(ids) > max_length:
         ids, labels, weights = ids[:max_length], labels[:max_length], weights[:max_length]
     return {"input_ids": ids, "labels": labels, "weights": weights}

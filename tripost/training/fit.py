@@ -102,7 +102,8 @@ def fine_tune(
     step) and the process's ``global_rank``: with several devices every process runs this.
     """
     dataset = EncodedDataset(
-        examples, tokenizer, max_length=sft.max_length, mask_prompt=sft.mask_prompt, section_weight=section_weight
+        examples, tokenizer, max_length=sft.max_length, mask_prompt=sft.mask_prompt, section_weight=section_weight,
+        wrong_attempt_weight=float(sft.get("wrong_attempt_weight", 1.0)),  # a key of tripost.train only
     )
     units = dataset.loss_units(sft.loss_normalize)
     accumulate = int(trainer_cfg.get("accumulate_grad_batches", 1) or 1)
