@@ -29,7 +29,7 @@ def test_one_collection_pass(tmp_path):
         calls.append((path.name, seed))
         return outputs
 
-    cfg = SimpleNamespace(max_data_itr=1, max_data_length=100, improve_data_ratio=1.0, max_updates=5,
+    cfg = SimpleNamespace(max_data_itr=1, max_data_length=100, improve_data_ratio=1.0, gold_ratio=1.0, max_updates=5,
                           max_attempt_chars=4000, filter_failed_edits=True)
     seen: set[str] = set()
     examples, stats = collect(attempts, task, ScriptedExpert(task), window, window[:1], cfg, tmp_path, 7, seen)
@@ -43,3 +43,17 @@ def test_one_collection_pass(tmp_path):
     assert improvement.text.startswith(task.prompt(Q) + WRONG + "Feedback: ") and "Updated Answer:" in improvement.text
     assert all(e.text.endswith(f"Feedback: {POSITIVE}\n") for e in examples if e.kind == "terminal")
     assert len(seen) == 2 and (tmp_path / "pass_0" / "edited.jsonl").is_file()
+
+
+def test_gold_ratio_adds_that_many_gold_examples_per_terminal_one(tmp_path):
+    """tripost.gold_ratio: 1 terminal example kept (p = 0: no re-balancing) -> gold_ratio gold
+    rationales of the pool (paper: 1)."""
+    task = get_task("multistep_arithmetic")
+    pool = task.generate(task.seen_cells()[:1], 6, seed=3)
+    for ratio, want in ((1.0, 1), (3.0, 3), (0.0, 0)):
+        cfg = SimpleNamespace(max_data_itr=1, max_data_length=100, improve_data_ratio=0.0, gold_ratio=ratio,
+                              max_updates=5, max_attempt_chars=4000, filter_failed_edits=True)
+        examples, stats = collect(lambda path, seed: [GOLD_TEXT], task, ScriptedExpert(task),
+                                  [Example(Q, "4", "l3_d2", True)], pool, cfg, tmp_path / str(ratio), 7, set())
+        assert (stats["terminal"], stats["gold"]) == (1, want)
+        assert len({e.text for e in examples if e.kind == "gold"}) == want

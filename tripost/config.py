@@ -120,6 +120,7 @@ class TriPosTConfig:
     min_data_length: int = MISSING
     max_data_itr: int = MISSING
     improve_data_ratio: float = MISSING
+    gold_ratio: float = MISSING
     max_updates: int = MISSING
     filter_failed_edits: bool = MISSING
     max_attempt_chars: int = MISSING
@@ -288,6 +289,7 @@ RANGES = {
     "tripost.top_p": (1e-6, 1.0),
     "tripost.max_new_tokens": (1, None),
     "tripost.train.wrong_attempt_weight": (0.0, None),
+    "tripost.gold_ratio": (0.0, None),
     "baselines.lmsi.samples": (1, None),
     "baselines.lmsi.temperature": (1e-6, None),
     "baselines.prompting.shots": (0, None),

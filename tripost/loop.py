@@ -164,7 +164,7 @@ def collect(
         kept = rebalance(new, cfg.improve_data_ratio, rng)
         n_terminal = sum(1 for e in kept if e.kind == "terminal")
         present.update(e.text for e in kept)
-        kept += gold_examples(task, gold_pool, n_terminal, present, rng)
+        kept += gold_examples(task, gold_pool, round(n_terminal * cfg.gold_ratio), present, rng)
         examples += kept
         log.info("pass %d: %d new examples (%s)", j, len(kept), Counts.of(kept))
         if len(examples) >= cfg.max_data_length:
