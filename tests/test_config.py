@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from tripost.config import ConfigError, validate
 from tripost.training.fit import trainer_settings
@@ -229,3 +230,16 @@ def test_resume_refuses_another_seed_or_eval_set_since_they_drew_the_saved_quest
         again("eval.set=dev")
     with pytest.raises(ConfigError, match="'seed': the run was made with seed=3"):
         again("seed=4")
+
+
+def test_keys_added_since_a_run_was_saved_come_from_conf_also_for_a_group_it_chose_none_of():
+    """A resumed run's choices hold None for a group it chose no option of (debug's default):
+    conf/ is composed with that group deleted, not with the invalid override "debug=null"."""
+    from tripost.config import _composed, _only_missing
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        current = _composed({"debug": None, "experiment": "tiny", "task": "word_sort"})
+    assert current is not None and current.tripost.gold_ratio == 1.0 and current.sft.lr == 2.0e-3
+    saved = OmegaConf.create({"tripost": {"name": "tripost"}, "sft": {"lr": 0.5}})
+    assert OmegaConf.to_container(_only_missing(current, saved))["tripost"]["gold_ratio"] == 1.0
+    assert "lr" not in _only_missing(current, saved)["sft"]  # what the run saved stays the run's

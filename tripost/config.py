@@ -462,7 +462,8 @@ def _composed(choices: dict[str, Any]) -> DictConfig | None:
 
     if not choices or not GlobalHydra.instance().is_initialized():
         return None
-    groups = [f"{g}={'null' if c is None else c}" for g, c in choices.items() if not g.startswith("hydra")]
+    # a group the run chose none of (debug's default, or ~experiment) is deleted: "g=null" is not a valid override
+    groups = [f"~{g}" if c is None else f"{g}={c}" for g, c in choices.items() if not g.startswith("hydra")]
     try:
         return compose(config_name="config", overrides=groups)
     except Exception:  # a group option since removed: keys then have to come from the saved config
@@ -473,8 +474,8 @@ def _only_missing(current: DictConfig, saved: DictConfig) -> DictConfig:
     """The keys of ``current`` that ``saved`` lacks, resolved where they can be."""
     def walk(cur: Any, old: Any) -> Any:
         if isinstance(cur, dict):
-            return {k: walk(v, old.get(k)) for k, v in cur.items() if not isinstance(old, dict) or k not in old
-                    or isinstance(v, dict)}
+            old = old if isinstance(old, dict) else {}  # a whole node added since: every key of it
+            return {k: walk(v, old.get(k)) for k, v in cur.items() if k not in old or isinstance(v, dict)}
         return cur
     container = OmegaConf.to_container(current, resolve=False)
     return OmegaConf.create(walk(container, OmegaConf.to_container(saved)))
