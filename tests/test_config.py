@@ -233,12 +233,14 @@ def test_resume_refuses_another_seed_or_eval_set_since_they_drew_the_saved_quest
 
 
 def test_keys_added_since_a_run_was_saved_come_from_conf_also_for_a_group_it_chose_none_of():
-    """A resumed run's choices hold None for a group it chose no option of (debug's default):
-    conf/ is composed with that group deleted, not with the invalid override "debug=null"."""
+    """A resumed run's choices hold None for a group it chose no option of (debug's default), and
+    "default" for the optional group local even where conf/local/ is absent: conf/ is composed
+    with the first deleted (not the invalid "debug=null") and the second left to its default."""
     from tripost.config import _composed, _only_missing
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        current = _composed({"debug": None, "experiment": "tiny", "task": "word_sort"})
+        # as Hydra records them: "local" is the optional machine-private group, absent here
+        current = _composed({"local": "default", "debug": None, "experiment": "tiny", "task": "word_sort"})
     assert current is not None and current.tripost.gold_ratio == 1.0 and current.sft.lr == 2.0e-3
     saved = OmegaConf.create({"tripost": {"name": "tripost"}, "sft": {"lr": 0.5}})
     assert OmegaConf.to_container(_only_missing(current, saved))["tripost"]["gold_ratio"] == 1.0

@@ -9,6 +9,7 @@ their own arguments.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -462,12 +463,19 @@ def _composed(choices: dict[str, Any]) -> DictConfig | None:
 
     if not choices or not GlobalHydra.instance().is_initialized():
         return None
-    # a group the run chose none of (debug's default, or ~experiment) is deleted: "g=null" is not a valid override
-    groups = [f"~{g}" if c is None else f"{g}={c}" for g, c in choices.items() if not g.startswith("hydra")]
-    try:
-        return compose(config_name="config", overrides=groups)
-    except Exception:  # a group option since removed: keys then have to come from the saved config
-        return None
+    # a group the run chose none of (debug's default) is deleted: "g=null" is not a valid override
+    groups = {g: f"~{g}" if c is None else f"{g}={c}" for g, c in choices.items() if not g.startswith("hydra")}
+    for _ in range(len(groups) + 1):
+        try:
+            return compose(config_name="config", overrides=list(groups.values()))
+        except Exception as e:  # noqa: BLE001
+            # an optional group with nothing to load (conf/local/ absent) cannot be overridden: left to
+            # its default; a group option since removed: its keys then come from the saved config only
+            missing = re.search(r"Could not override '([^']+)'", str(e))
+            if not missing or missing.group(1) not in groups:
+                return None
+            del groups[missing.group(1)]
+    return None
 
 
 def _only_missing(current: DictConfig, saved: DictConfig) -> DictConfig:
