@@ -23,7 +23,6 @@ from tripost.training.data import GOLD, IMPROVEMENT, TERMINAL, TrainExample
 from tripost.trajectory import Turn, feedback_text, render_turns
 
 
-
 def split_into_turns(task: Task, question: str, result: EditResult) -> list[TrainExample]:
     """Training examples of one edited trajectory; only an example ending a trajectory gets EOS."""
     prompt = task.prompt(question)
