@@ -39,6 +39,7 @@ probe() {  # probe NAME overrides...: ft SI. demo alone (the fastest row that tr
   echo "$name ($*): $(row "$name" ft_si_demo)"
 }
 base
+probe sid_lr2e-4 tripost.train.lr=2e-4
 probe sid_waw0 tripost.train.wrong_attempt_weight=0
 probe sid_waw0_lr2e-4 tripost.train.wrong_attempt_weight=0 tripost.train.lr=2e-4
 probe sid_waw0_lr5e-5 tripost.train.wrong_attempt_weight=0 tripost.train.lr=5e-5
@@ -58,3 +59,9 @@ json.dump({"examples": len(gold), "gold": len(gold)}, open(sys.argv[2] + "/stats
 PY
 "$PY" run.py resume="$OUT/gold_only" tripost.num_iterations=0 baselines.ft_si_demo=true > "$OUT/gold_only.log" 2>&1
 echo "gold_only: $(row gold_only ft_si_demo)"
+
+# 4. The whole loop at the lower iteration lr (seed 1).
+rm -rf "${OUT:?}/loop_lr2e-4" && cp -r "$OUT/base_s1" "$OUT/loop_lr2e-4"
+"$PY" run.py resume="$OUT/loop_lr2e-4" tripost.num_iterations=3 baselines.ft_si_demo=true tripost.train.lr=2e-4 \
+  > "$OUT/loop_lr2e-4.log" 2>&1
+tail -5 "$OUT/loop_lr2e-4/results.md"
