@@ -28,7 +28,7 @@ from tripost.postprocess import Counts, gold_examples, rebalance, split_into_tur
 from tripost.rollout import Policy, Sampling
 from tripost.rollout.stops import positive_feedback_done
 from tripost.tasks import Example, Task
-from tripost.training.data import TrainExample
+from tripost.training.data import TERMINAL, TrainExample
 from tripost.trajectory import Turn
 
 log = logging.getLogger("tripost")
@@ -162,7 +162,7 @@ def collect(
             new += [e for e in split_into_turns(task, ex.question, res) if e.text not in present]
         rng = random.Random(seed + 40 + j)
         kept = rebalance(new, cfg.improve_data_ratio, rng)
-        n_terminal = sum(1 for e in kept if e.kind == "terminal")
+        n_terminal = sum(1 for e in kept if e.kind == TERMINAL)
         present.update(e.text for e in kept)
         kept += gold_examples(task, gold_pool, round(n_terminal * cfg.gold_ratio), present, rng)
         examples += kept
