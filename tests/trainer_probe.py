@@ -21,6 +21,7 @@ from tests.conftest import ROOT
 from tripost.models.tiny import build_tiny_model, train_tokenizer
 from tripost.training.data import TrainExample
 from tripost.training.fit import fine_tune
+from tripost.training.worker import leave_process_group
 
 
 class LossRecorder(pl.Callback):
@@ -65,6 +66,7 @@ def main(out_dir: str, *args: str) -> None:
     if stats["global_rank"] == 0:
         with open(f"{out_dir}/stats.json", "w") as f:
             json.dump(stats, f)
+    leave_process_group()  # as the training worker does: exiting with the group open can abort in gloo's threads
 
 
 if __name__ == "__main__":
