@@ -146,6 +146,11 @@ def prepare(cfg: DictConfig, task: Task, run_dir: Path) -> tuple[list[Example], 
     reports = once(data / "load_report.json", work)
     read = lambda name: load_file(task, data / name, "jsonl", split=None, strict=True).examples  # noqa: E731
     texts = [TrainExample(r["text"], r["prompt_chars"]) for r in read_jsonl(data / "train_texts.jsonl")]
+    if texts and cfg.tripost.window_held_out:  # refused at start-up, before any training
+        from tripost.config import ConfigError
+
+        raise ConfigError("config key 'tripost.window_held_out': a text-layout training file's texts cannot be told "
+                          "apart by question; use a rationale or raw-pool file, or window_held_out=false")
     return read("train.jsonl"), read("test.jsonl"), texts, reports
 
 

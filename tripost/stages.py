@@ -202,11 +202,6 @@ def ft_rationale(run: Run, start_dir: str, texts: list[TrainExample]) -> Path:
     """Supervised fine-tuning on the gold rationales (or a text-layout file's ready-made texts),
     scored from the saved checkpoint (what users get is what is scored). Returns the model dir."""
     out = run.dir / "ft_rationale"
-    if texts and run.cfg.tripost.window_held_out:
-        from tripost.config import ConfigError
-
-        raise ConfigError("config key 'tripost.window_held_out': a text-layout training file's texts cannot be told "
-                          "apart by question; use a rationale or raw-pool file, or window_held_out=false")
     examples = texts or rationale_training_set(run.task, gold_questions(run.cfg, run.train))
     train(run, start_dir, examples, run.cfg.sft, out, run.cfg.seed)
     with run.generation(out / "model", out) as policy:
